@@ -1,19 +1,25 @@
-// Command ocbuild is the Shipwright step that drives an OpenShift Build.
+// Command ocbuild is the Shipwright build step that runs an OpenShift Build:
+// see pkg/cli for its flags and pkg/driver for what a run does.
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ocbuild/ocbuild/pkg/cli"
 )
 
-// version is stamped at build time with -ldflags "-X main.version=...".
+// version is stamped at build time: -ldflags "-X main.version=v1.2.3".
 var version = "dev"
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "version") {
-		fmt.Println("ocbuild", version)
-		return
-	}
-	fmt.Fprintln(os.Stderr, "ocbuild: not implemented yet")
-	os.Exit(2)
+	// SIGTERM is how Tekton stops a cancelled or timed-out step: the driver
+	// cancels the OpenShift build within the 30 s grace period.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, version)
+	stop()
+	os.Exit(code)
 }

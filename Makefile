@@ -1,0 +1,41 @@
+# ocbuild — see README.md.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+GO ?= go
+IMAGE ?=
+
+.PHONY: all build test unit e2e lint bench sandbox demo image image-push clean
+
+all: build
+
+## build: the static ocbuild binary in bin/
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ocbuild ./step
+	@ls -l bin/ocbuild | awk '{printf "bin/ocbuild: %.1f MB\n", $$5/1048576}'
+
+## test: everything CI runs — lint, unit tests, then the end-to-end suite
+test: lint unit e2e
+
+## unit: unit tests of the main module
+unit:
+	$(GO) test -count=1 ./...
+
+## e2e: the end-to-end suite against the local sandbox (test/ module)
+e2e:
+	@if [ -d test/e2e ]; then cd test && $(GO) test -count=1 -timeout 75m ./... ; else echo "e2e: no suite yet"; fi
+
+## lint: gofmt and go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## bench: benchmarks (not part of test)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## sandbox: run the local sandbox cluster in the foreground
+sandbox:
+	cd test && $(GO) run ./cmd/sandbox
+
+clean:
+	rm -rf bin dist .sandbox

@@ -1,0 +1,281 @@
+// Package buildconfig renders the BuildConfig ocbuild owns for a Shipwright
+// Build and brings the cluster's copy to it.
+//
+// The BuildConfig is shared by every BuildRun of a Build, so its spec reflects
+// the BuildRun that last wrote it. Instantiation copies the spec into the new
+// Build, so a concurrent BuildRun may start a build from another run's spec;
+// Matches lets the caller detect that on the returned Build and try again.
+package buildconfig
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+
+	buildv1 "github.com/openshift/api/build/v1"
+	buildclient "github.com/openshift/client-go/build/clientset/versioned/typed/build/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+)
+
+// Labels and annotations ocbuild puts on BuildConfigs and Builds.
+const (
+	LabelManagedBy       = "app.kubernetes.io/managed-by"
+	ManagedByValue       = "ocbuild"
+	LabelBuild           = "build.shipwright.io/name"
+	LabelBuildRun        = "buildrun.shipwright.io/name"
+	LabelTaskRun         = "tekton.dev/taskRun"
+	AnnotationTaskRunUID = "ocbuild.io/taskrun-uid"
+	AnnotationBuildRun   = "ocbuild.io/last-buildrun"
+	AnnotationRequest    = "ocbuild.io/request-id"
+)
+
+// Strategy names accepted by Spec.Strategy.
+const (
+	Docker = "docker"
+	Source = "source"
+)
+
+// DefaultHistoryLimit keeps enough finished builds to read outputs back and
+// debug; it is never 0 so a build cannot be pruned before we read it.
+const DefaultHistoryLimit int32 = 5
+
+// Spec is what the user asked for, in ocbuild's terms.
+type Spec struct {
+	Strategy     string // Docker or Source
+	Binary       bool   // source uploaded by instantiatebinary
+	GitURL       string
+	GitRef       string
+	SourceSecret string
+	ContextDir   string
+	Dockerfile   string // relative to ContextDir
+	From         string // docker: base image override; source: builder image
+	Env          []corev1.EnvVar
+	BuildArgs    []corev1.EnvVar
+	NoCache      bool
+	Incremental  bool
+	ForcePull    bool
+	ScriptsURL   string
+	Output       string
+	PushSecret   string
+	PullSecret   string
+	ImageLabels  []buildv1.ImageLabel
+	RunPolicy    buildv1.BuildRunPolicy
+	// CompletionDeadlineSeconds bounds the build pod; 0 leaves OpenShift's default.
+	CompletionDeadlineSeconds int64
+}
+
+// Render returns the BuildConfig spec for s. Every pointer ocbuild does not use
+// is nil, so an Update replaces whatever another tool left behind.
+func Render(s Spec) buildv1.BuildConfigSpec {
+	limit := DefaultHistoryLimit
+	failedLimit := DefaultHistoryLimit
+	spec := buildv1.BuildConfigSpec{
+		Triggers:                     []buildv1.BuildTriggerPolicy{},
+		RunPolicy:                    s.RunPolicy,
+		SuccessfulBuildsHistoryLimit: &limit,
+		FailedBuildsHistoryLimit:     &failedLimit,
+	}
+	if spec.RunPolicy == "" {
+		spec.RunPolicy = buildv1.BuildRunPolicySerial
+	}
+	cs := &spec.CommonSpec
+	if s.Binary {
+		cs.Source = buildv1.BuildSource{Type: buildv1.BuildSourceBinary, Binary: &buildv1.BinaryBuildSource{}}
+	} else {
+		cs.Source = buildv1.BuildSource{Type: buildv1.BuildSourceGit, Git: &buildv1.GitBuildSource{URI: s.GitURL, Ref: s.GitRef}, ContextDir: s.ContextDir}
+		if s.SourceSecret != "" {
+			cs.Source.SourceSecret = &corev1.LocalObjectReference{Name: s.SourceSecret}
+		}
+	}
+	var pull *corev1.LocalObjectReference
+	if s.PullSecret != "" {
+		pull = &corev1.LocalObjectReference{Name: s.PullSecret}
+	}
+	switch s.Strategy {
+	case Source:
+		cs.Strategy = buildv1.BuildStrategy{Type: buildv1.SourceBuildStrategyType, SourceStrategy: &buildv1.SourceBuildStrategy{
+			From:        corev1.ObjectReference{Kind: "DockerImage", Name: s.From},
+			Env:         s.Env,
+			Scripts:     s.ScriptsURL,
+			Incremental: boolPtr(s.Incremental),
+			ForcePull:   s.ForcePull,
+			PullSecret:  pull,
+		}}
+	default:
+		ds := &buildv1.DockerBuildStrategy{
+			DockerfilePath: s.Dockerfile,
+			Env:            s.Env,
+			BuildArgs:      s.BuildArgs,
+			NoCache:        s.NoCache,
+			ForcePull:      s.ForcePull,
+			PullSecret:     pull,
+		}
+		if s.From != "" {
+			ds.From = &corev1.ObjectReference{Kind: "DockerImage", Name: s.From}
+		}
+		cs.Strategy = buildv1.BuildStrategy{Type: buildv1.DockerBuildStrategyType, DockerStrategy: ds}
+	}
+	cs.Output = buildv1.BuildOutput{
+		// Always explicit: an empty kind makes OpenShift treat the name as an
+		// ImageStreamTag and append ":latest".
+		To:          &corev1.ObjectReference{Kind: "DockerImage", Name: s.Output},
+		ImageLabels: s.ImageLabels,
+	}
+	if s.PushSecret != "" {
+		cs.Output.PushSecret = &corev1.LocalObjectReference{Name: s.PushSecret}
+	}
+	if s.CompletionDeadlineSeconds > 0 {
+		d := s.CompletionDeadlineSeconds
+		cs.CompletionDeadlineSeconds = &d
+	}
+	return spec
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+// Owner identifies the Shipwright objects a BuildConfig or Build belongs to.
+type Owner struct {
+	Build      string
+	BuildRun   string
+	TaskRun    string
+	TaskRunUID string
+}
+
+// Labels returns the labels linking an object to o (empty values omitted).
+func (o Owner) Labels() map[string]string {
+	l := map[string]string{LabelManagedBy: ManagedByValue}
+	if o.Build != "" {
+		l[LabelBuild] = o.Build
+	}
+	if o.BuildRun != "" {
+		l[LabelBuildRun] = o.BuildRun
+	}
+	if o.TaskRun != "" {
+		l[LabelTaskRun] = o.TaskRun
+	}
+	return l
+}
+
+// Apply creates the BuildConfig name from s, or updates its spec (keeping the
+// object's other fields and its status), retrying on conflicts. It returns
+// the BuildConfig as stored.
+func Apply(ctx context.Context, c buildclient.BuildConfigInterface, name string, s Spec, o Owner) (*buildv1.BuildConfig, error) {
+	want := Render(s)
+	var out *buildv1.BuildConfig
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := c.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			bc := &buildv1.BuildConfig{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: buildConfigLabels(o), Annotations: annotations(o)},
+				Spec:       want,
+			}
+			out, err = c.Create(ctx, bc, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				// Another BuildRun created it first: take the update path.
+				return apierrors.NewConflict(buildv1.Resource("buildconfigs"), name, err)
+			}
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		upd := cur.DeepCopy()
+		upd.Spec = want
+		if upd.Labels == nil {
+			upd.Labels = map[string]string{}
+		}
+		for k, v := range buildConfigLabels(o) {
+			upd.Labels[k] = v
+		}
+		if upd.Annotations == nil {
+			upd.Annotations = map[string]string{}
+		}
+		for k, v := range annotations(o) {
+			upd.Annotations[k] = v
+		}
+		if reflect.DeepEqual(upd.ObjectMeta, cur.ObjectMeta) && Matches(cur.Spec.CommonSpec, want.CommonSpec) &&
+			reflect.DeepEqual(cur.Spec.Triggers, want.Triggers) && cur.Spec.RunPolicy == want.RunPolicy {
+			out = cur
+			return nil
+		}
+		out, err = c.Update(ctx, upd, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func buildConfigLabels(o Owner) map[string]string {
+	l := map[string]string{LabelManagedBy: ManagedByValue}
+	if o.Build != "" {
+		l[LabelBuild] = o.Build
+	}
+	return l
+}
+
+func annotations(o Owner) map[string]string {
+	a := map[string]string{}
+	if o.BuildRun != "" {
+		a[AnnotationBuildRun] = o.BuildRun
+	}
+	return a
+}
+
+// Matches reports whether a Build's spec was generated from want: the fields
+// ocbuild sets (output, strategy, source location) agree. Fields OpenShift
+// rewrites at instantiation (binary source, revision, request env) are ignored.
+func Matches(got, want buildv1.CommonSpec) bool {
+	return fingerprint(got) == fingerprint(want)
+}
+
+// Fingerprint is a stable text form of the fields Matches compares; it is
+// printed when a mismatch is detected.
+func Fingerprint(cs buildv1.CommonSpec) string { return fingerprint(cs) }
+
+func fingerprint(cs buildv1.CommonSpec) string {
+	type view struct {
+		Output   buildv1.BuildOutput
+		Strategy buildv1.BuildStrategy
+		Git      *buildv1.GitBuildSource
+		Context  string
+	}
+	v := view{Output: cs.Output, Strategy: *cs.Strategy.DeepCopy(), Git: cs.Source.Git, Context: cs.Source.ContextDir}
+	v.Strategy.Type = ""
+	if v.Output.PushSecret != nil && v.Output.PushSecret.Name == "" {
+		v.Output.PushSecret = nil
+	}
+	if d := v.Strategy.DockerStrategy; d != nil {
+		d.Env = sortedEnv(d.Env)
+		d.BuildArgs = sortedEnv(d.BuildArgs)
+		if d.DockerfilePath == "Dockerfile" || d.DockerfilePath == "./Dockerfile" {
+			d.DockerfilePath = ""
+		}
+	}
+	if s := v.Strategy.SourceStrategy; s != nil {
+		s.Env = sortedEnv(s.Env)
+		if s.Incremental == nil {
+			s.Incremental = boolPtr(false)
+		}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprintf("unmarshalable: %v", err)
+	}
+	return string(b)
+}
+
+func sortedEnv(in []corev1.EnvVar) []corev1.EnvVar {
+	if len(in) == 0 {
+		return nil
+	}
+	out := append([]corev1.EnvVar(nil), in...)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}

@@ -1,0 +1,137 @@
+// Package buildwatch follows one OpenShift Build to a terminal phase with
+// client-go's list+watch machinery (an informer re-lists when a watch expires
+// or drops), and publishes each observed state to other parts of the step.
+//
+// The outcome is decided only from status.phase: the status.cancelled flag can
+// be true on a Complete build, and the end of a log stream means nothing.
+package buildwatch
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	buildv1 "github.com/openshift/api/build/v1"
+	buildclient "github.com/openshift/client-go/build/clientset/versioned/typed/build/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+)
+
+// Terminal reports whether phase is final (anything but New, Pending, Running).
+func Terminal(phase buildv1.BuildPhase) bool {
+	switch phase {
+	case buildv1.BuildPhaseNew, buildv1.BuildPhasePending, buildv1.BuildPhaseRunning, "":
+		return false
+	}
+	return true
+}
+
+// Started reports whether the build left New/Pending.
+func Started(phase buildv1.BuildPhase) bool {
+	return phase != buildv1.BuildPhaseNew && phase != buildv1.BuildPhasePending && phase != ""
+}
+
+// ErrDeleted is returned when the build disappears before it ends.
+var ErrDeleted = fmt.Errorf("the build was deleted before it finished")
+
+// Tracker holds the latest observed state of a build. Its zero value is not
+// usable; create it with NewTracker.
+type Tracker struct {
+	mu      sync.Mutex
+	latest  *buildv1.Build
+	changed chan struct{}
+	deleted bool
+}
+
+// NewTracker returns a tracker starting from b (may be nil).
+func NewTracker(b *buildv1.Build) *Tracker {
+	return &Tracker{latest: b, changed: make(chan struct{})}
+}
+
+// Latest returns the most recent state seen; callers must not modify it.
+func (t *Tracker) Latest() *buildv1.Build {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.latest
+}
+
+// Deleted reports whether the build was seen deleted.
+func (t *Tracker) Deleted() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.deleted
+}
+
+// Changed returns a channel closed at the next update.
+func (t *Tracker) Changed() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.changed
+}
+
+// Done reports whether the latest state is terminal (or deleted).
+func (t *Tracker) Done() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.deleted || (t.latest != nil && Terminal(t.latest.Status.Phase))
+}
+
+func (t *Tracker) set(b *buildv1.Build, deleted bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if b != nil && t.latest != nil && !deleted && newerThan(t.latest, b) {
+		return
+	}
+	if b != nil {
+		t.latest = b
+	}
+	t.deleted = t.deleted || deleted
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// newerThan keeps a terminal state once seen: a re-list can never take a build
+// back out of a terminal phase, but a stale cached object could.
+func newerThan(have, got *buildv1.Build) bool {
+	return Terminal(have.Status.Phase) && !Terminal(got.Status.Phase)
+}
+
+// Watch lists and watches the build name until it reaches a terminal phase,
+// feeding every state to t, and returns the terminal build. It returns
+// ErrDeleted if the build is deleted first, or ctx's error.
+func Watch(ctx context.Context, c buildclient.BuildInterface, name string, t *Tracker) (*buildv1.Build, error) {
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return c.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return c.Watch(ctx, o)
+		},
+	}
+	ev, err := watchtools.UntilWithSync(ctx, lw, &buildv1.Build{}, nil, func(e watch.Event) (bool, error) {
+		switch e.Type {
+		case watch.Deleted:
+			t.set(nil, true)
+			return false, ErrDeleted
+		case watch.Added, watch.Modified:
+			b, ok := e.Object.(*buildv1.Build)
+			if !ok {
+				return false, nil
+			}
+			t.set(b, false)
+			return Terminal(b.Status.Phase), nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return ev.Object.(*buildv1.Build), nil
+}
