@@ -1,0 +1,303 @@
+// Package sandbox starts a local stand-in for a Kubernetes cluster running
+// Shipwright: embedded etcd, kube-apiserver and kube-controller-manager built
+// from k8s.io/kubernetes, the Shipwright and Tekton CRDs, the real Shipwright
+// build controller, an OCI registry, a git server, and a TaskRun executor that
+// plays Tekton's controller and the kubelet by running steps as local
+// processes. Everything listens on loopback, on free ports.
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	buildclient "github.com/shipwright-io/build/pkg/client/clientset/versioned"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+)
+
+// Images the sandbox understands. The Shipwright controller is configured to
+// use GitImage for its source step; the executor runs Shipwright's cmd/git
+// binary for it. OcbuildImage (and any name in Options.OcbuildImages) runs the
+// ocbuild step binary built from ../step.
+const (
+	GitImage     = "sandbox.local/shipwright-io/build/git:v0.20.13"
+	OcbuildImage = "sandbox.local/ocbuild/ocbuild:sandbox"
+	// HostImage runs a step's command[0] from the host's PATH (for test
+	// strategies that need e.g. /bin/sh).
+	HostImage = "sandbox.local/host:latest"
+)
+
+// FrontDoor is what a FrontDoorFunc returns: an endpoint that steps talk to
+// instead of the API server (for example the OpenShift Build API simulator,
+// which serves build.openshift.io itself and proxies the rest).
+type FrontDoor struct {
+	// URL is the https URL steps' kubeconfigs point at.
+	URL string
+	// CAData is the PEM bundle to trust for URL; nil means the API server's CA.
+	CAData []byte
+	// Stop is called when the sandbox stops (may be nil).
+	Stop func()
+}
+
+// FrontDoorFunc starts a front door once the API server is up, the CRDs are
+// established and the registry and git server are serving, and before the
+// Shipwright controller and the executor start. It may register webhooks
+// (served on loopback, clientConfig.url) and CRDs with the admin config.
+type FrontDoorFunc func(ctx context.Context, sb *Sandbox) (*FrontDoor, error)
+
+// Options configure Start.
+type Options struct {
+	// Dir holds all state (etcd data, logs, TaskRun directories). It is
+	// wiped at start. Default: <repo>/.sandbox.
+	Dir string
+	// KubeconfigPath is where the admin kubeconfig is written.
+	// Default: <Dir>/kubeconfig.
+	KubeconfigPath string
+	// Out receives progress and the summary of what runs where. Default: os.Stderr.
+	Out io.Writer
+	// Repos is a directory whose subdirectories become git repositories on
+	// the git server, one deterministic commit each. Default: test/testdata/repos.
+	Repos string
+	// StepVersion is stamped into the ocbuild binary (-X main.version).
+	// Default: "v0.0.0-sandbox".
+	StepVersion string
+	// OcbuildImages are further image names mapped to the ocbuild binary
+	// (e.g. the name `make image` produces). Matching ignores tag and digest.
+	OcbuildImages []string
+	// Images maps further image names to binaries already on disk.
+	Images map[string]string
+	// BuildImages maps image names to Go main packages of the test module
+	// (e.g. "./cmd/teststep") built with the rest and run for that image.
+	BuildImages map[string]string
+	// KeepPodOnCancel is the initial value of Tekton's keep-pod-on-cancel
+	// feature flag (ConfigMap tekton-pipelines/feature-flags, read by the
+	// executor at every cancel, so it can be switched while running).
+	KeepPodOnCancel bool
+	// FrontDoor, if set, starts a front door; steps' kubeconfigs then point
+	// at it instead of the API server.
+	FrontDoor FrontDoorFunc
+}
+
+func (o *Options) printf(format string, args ...any) {
+	fmt.Fprintf(o.Out, format, args...)
+}
+
+// Sandbox is a running sandbox.
+type Sandbox struct {
+	opts   Options
+	modDir string
+	bins   *binaries
+
+	// Dir is the state directory; KubeconfigPath the admin kubeconfig.
+	Dir            string
+	KubeconfigPath string
+	// APIServerURL is the kube-apiserver's https URL and CAData its CA bundle.
+	APIServerURL string
+	CAData       []byte
+	// AdminConfig is a rest.Config with the admin token (system:masters).
+	AdminConfig *rest.Config
+	Kube        kubernetes.Interface
+	Shipwright  buildclient.Interface
+	Tekton      tektonclient.Interface
+	// EtcdURL is the embedded etcd's client URL.
+	EtcdURL string
+	// Registry is the host:port of the OCI registry (plain http).
+	Registry string
+	// GitURL is the base URL of the git server: <GitURL>/<repo>.git.
+	GitURL string
+	// RepoHeads maps each sample repository name to its HEAD commit.
+	RepoHeads map[string]string
+	// FrontDoor is the started front door, if any.
+	FrontDoor *FrontDoor
+	// Executor runs TaskRuns.
+	Executor *Executor
+
+	etcd     *embed.Etcd
+	children []*child
+	servers  []*http.Server
+	cancel   context.CancelFunc
+
+	mu       sync.Mutex
+	failed   error
+	stopOnce sync.Once
+}
+
+// Start starts the sandbox and returns once everything is ready. The caller
+// must call Stop. ctx bounds only the start-up.
+func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
+	if opts.Out == nil {
+		opts.Out = os.Stderr
+	}
+	if opts.StepVersion == "" {
+		opts.StepVersion = "v0.0.0-sandbox"
+	}
+	modDir, err := moduleDir()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Dir == "" {
+		opts.Dir = filepath.Join(filepath.Dir(modDir), ".sandbox")
+	}
+	if opts.Dir, err = filepath.Abs(opts.Dir); err != nil {
+		return nil, err
+	}
+	if opts.KubeconfigPath == "" {
+		opts.KubeconfigPath = filepath.Join(opts.Dir, "kubeconfig")
+	}
+	if opts.Repos == "" {
+		opts.Repos = filepath.Join(modDir, "testdata", "repos")
+	}
+	if err := os.RemoveAll(opts.Dir); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"logs", "etcd", "pki", "taskruns"} {
+		if err := os.MkdirAll(filepath.Join(opts.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	sb := &Sandbox{opts: opts, modDir: modDir, Dir: opts.Dir, KubeconfigPath: opts.KubeconfigPath, cancel: cancel}
+	defer func() {
+		if err != nil {
+			sb.Stop()
+		}
+	}()
+
+	if sb.bins, err = buildBinaries(ctx, &sb.opts, modDir); err != nil {
+		return nil, err
+	}
+	steps := []struct {
+		what string
+		fn   func(context.Context) error
+	}{
+		{"etcd", sb.startEtcd},
+		{"kube-apiserver", sb.startAPIServer},
+		{"kube-controller-manager", sb.startControllerManager},
+		{"CRDs", sb.installCRDs},
+		{"cluster setup", func(ctx context.Context) error { return sb.setupCluster(ctx, runCtx) }},
+		{"OCI registry", sb.startRegistry},
+		{"git server", sb.startGitServer},
+		{"front door", sb.startFrontDoor},
+		{"Shipwright controller", sb.startShipwright},
+		{"TaskRun executor", func(ctx context.Context) error { return sb.startExecutor(ctx, runCtx) }},
+	}
+	for _, s := range steps {
+		t := time.Now()
+		if err := s.fn(ctx); err != nil {
+			return nil, fmt.Errorf("starting %s: %w", s.what, err)
+		}
+		if err := sb.Err(); err != nil {
+			return nil, err
+		}
+		opts.printf("  %-24s ready (%s)\n", s.what, time.Since(t).Round(100*time.Millisecond))
+	}
+	return sb, nil
+}
+
+// Err reports a component that exited on its own.
+func (sb *Sandbox) Err() error {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return sb.failed
+}
+
+func (sb *Sandbox) childExited(name string, err error) {
+	msg := fmt.Errorf("%s exited unexpectedly (%v); last log lines:\n%s", name, err,
+		tailFile(filepath.Join(sb.Dir, "logs", name+".log"), 2000))
+	sb.mu.Lock()
+	if sb.failed == nil {
+		sb.failed = msg
+	}
+	sb.mu.Unlock()
+	sb.opts.printf("sandbox: %v\n", msg)
+}
+
+func (sb *Sandbox) startChild(name, bin string, args, env []string) (*child, error) {
+	c, err := startChild(name, filepath.Join(sb.Dir, "logs"), bin, args, env, sb.childExited)
+	if err != nil {
+		return nil, err
+	}
+	sb.children = append(sb.children, c)
+	return c, nil
+}
+
+// Stop stops every component in reverse order and kills every process the
+// sandbox started (including running steps). It is safe to call twice.
+func (sb *Sandbox) Stop() {
+	sb.stopOnce.Do(func() {
+		if sb.Executor != nil {
+			sb.Executor.stop()
+		}
+		if sb.cancel != nil {
+			sb.cancel()
+		}
+		for i := len(sb.children) - 1; i >= 0; i-- {
+			sb.children[i].stop(10 * time.Second)
+		}
+		if sb.FrontDoor != nil && sb.FrontDoor.Stop != nil {
+			sb.FrontDoor.Stop()
+		}
+		for _, s := range sb.servers {
+			_ = s.Close()
+		}
+		if sb.etcd != nil {
+			sb.etcd.Close()
+		}
+	})
+}
+
+// Summary describes what runs where.
+func (sb *Sandbox) Summary() string {
+	s := fmt.Sprintf(`sandbox running (state in %s, logs in %s)
+  kube-apiserver %s  %s
+  etcd (embedded)            %s
+  kube-controller-manager    garbagecollector, serviceaccount, namespace (log: kube-controller-manager.log)
+  Shipwright controller      v0.20.13 (log: shipwright.log)
+  OCI registry               http://%s
+  git server                 %s/<repo>.git
+  TaskRun executor           steps run in %s
+  admin kubeconfig           %s
+`, sb.Dir, filepath.Join(sb.Dir, "logs"), KubernetesVersion, sb.APIServerURL, sb.EtcdURL, sb.Registry,
+		sb.GitURL, filepath.Join(sb.Dir, "taskruns"), sb.KubeconfigPath)
+	for name, head := range sb.RepoHeads {
+		s += fmt.Sprintf("  repo %-21s %s/%s.git (HEAD %s)\n", name, sb.GitURL, name, head)
+	}
+	if sb.FrontDoor != nil {
+		s += fmt.Sprintf("  front door (steps)         %s\n", sb.FrontDoor.URL)
+	}
+	return s
+}
+
+// freePort returns a free TCP port on 127.0.0.1.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+func randomToken() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}

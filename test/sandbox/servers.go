@@ -1,0 +1,162 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"net/http/cgi"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+)
+
+func (sb *Sandbox) serve(handler http.Handler) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
+	sb.servers = append(sb.servers, srv)
+	go func() { _ = srv.Serve(l) }()
+	return l.Addr().String(), nil
+}
+
+// startRegistry serves go-containerregistry's in-memory registry over plain http.
+func (sb *Sandbox) startRegistry(context.Context) error {
+	logFile, err := os.Create(filepath.Join(sb.Dir, "logs", "registry.log"))
+	if err != nil {
+		return err
+	}
+	addr, err := sb.serve(registry.New(registry.Logger(log.New(logFile, "", log.LstdFlags))))
+	if err != nil {
+		return err
+	}
+	sb.Registry = addr
+	return nil
+}
+
+// gitEnv isolates git from the user's configuration and makes commits
+// deterministic.
+func gitEnv() []string {
+	return append(minimalEnv(),
+		"HOME="+os.DevNull,
+		"GIT_CONFIG_NOSYSTEM=1",
+		"GIT_CONFIG_GLOBAL="+os.DevNull,
+		"GIT_AUTHOR_NAME=ocbuild sandbox",
+		"GIT_AUTHOR_EMAIL=sandbox@ocbuild.invalid",
+		"GIT_AUTHOR_DATE=2024-01-01T00:00:00Z",
+		"GIT_COMMITTER_NAME=ocbuild sandbox",
+		"GIT_COMMITTER_EMAIL=sandbox@ocbuild.invalid",
+		"GIT_COMMITTER_DATE=2024-01-01T00:00:00Z",
+	)
+}
+
+func git(dir string, args ...string) (string, error) {
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = gitEnv()
+	var out, stderr bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// startGitServer turns each directory under Options.Repos into a repository
+// with one deterministic commit on branch main, and serves them read-only
+// with `git http-backend` behind net/http/cgi.
+func (sb *Sandbox) startGitServer(context.Context) error {
+	root := filepath.Join(sb.Dir, "git")
+	work := filepath.Join(sb.Dir, "git-work")
+	sb.RepoHeads = map[string]string{}
+	entries, err := os.ReadDir(sb.opts.Repos)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		name := e.Name()
+		wd := filepath.Join(work, name)
+		if err := copyTree(filepath.Join(sb.opts.Repos, name), wd); err != nil {
+			return err
+		}
+		for _, args := range [][]string{
+			{"init", "-q", "-b", "main"},
+			{"add", "-A"},
+			{"commit", "-q", "--no-gpg-sign", "-m", "Sample repository " + name},
+		} {
+			if _, err := git(wd, args...); err != nil {
+				return err
+			}
+		}
+		head, err := git(wd, "rev-parse", "HEAD")
+		if err != nil {
+			return err
+		}
+		if _, err := git(work, "clone", "-q", "--bare", wd, filepath.Join(root, name+".git")); err != nil {
+			return err
+		}
+		sb.RepoHeads[name] = head
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		return err
+	}
+	h := &cgi.Handler{
+		Path:   gitPath,
+		Args:   []string{"http-backend"},
+		Env:    append(gitEnv(), "GIT_PROJECT_ROOT="+root, "GIT_HTTP_EXPORT_ALL=1"),
+		Stderr: io.Discard,
+	}
+	addr, err := sb.serve(h)
+	if err != nil {
+		return err
+	}
+	sb.GitURL = "http://" + addr
+	return nil
+}
+
+// GitRepoURL is the clone URL of a sample repository.
+func (sb *Sandbox) GitRepoURL(name string) string { return sb.GitURL + "/" + name + ".git" }
+
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		mode := os.FileMode(0o644)
+		if info.Mode()&0o111 != 0 {
+			mode = 0o755
+		}
+		return os.WriteFile(target, b, mode)
+	})
+}
