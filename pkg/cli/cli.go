@@ -180,7 +180,9 @@ func preprocess(args []string, warn func(string)) []string {
 				warn(fmt.Sprintf("ignoring %s=%s: Tekton did not substitute it", name, v))
 				continue
 			}
-			if i+1 < len(args) && !strings.Contains(a, "=") && unsubstituted.MatchString(args[i+1]) {
+			// "--flag $(…)": the next argument is a value, never a flag (a
+			// boolean flag must not be dropped with the unsubstituted flag after it).
+			if i+1 < len(args) && !strings.Contains(a, "=") && !strings.HasPrefix(args[i+1], "--") && unsubstituted.MatchString(args[i+1]) {
 				warn(fmt.Sprintf("ignoring %s %s: Tekton did not substitute it", a, args[i+1]))
 				i++
 				continue

@@ -28,8 +28,9 @@ const (
 // the step as JSON, including those re-emitted from the git step).
 const Budget = 4096
 
-// MaxMessage bounds shp-error-message so our results plus the git step's four
-// results (about 250 bytes with JSON framing) stay far inside Budget.
+// MaxMessage bounds shp-error-message, in bytes as JSON-encoded, so our
+// results plus the git step's four results (about 250 bytes with JSON
+// framing) stay far inside Budget.
 const MaxMessage = 1024
 
 // MaxReason bounds shp-error-reason; reasons are single CamelCase words.
@@ -81,23 +82,61 @@ func (f Files) Write(name, value string) error {
 	return nil
 }
 
-// Truncate shortens s to at most max bytes without splitting a UTF-8
-// sequence, marking the cut with "…".
+// jsonSize returns how many bytes the first rune of s takes inside a JSON
+// string as encoding/json writes it (Tekton's entrypoint marshals the
+// termination message with it), and the rune's width in s. '<', '>', '&',
+// U+2028/U+2029, control characters and invalid bytes become 6-byte \u
+// escapes, so a raw byte count understates the budget up to six times.
+func jsonSize(s string) (encoded, width int) {
+	r, w := utf8.DecodeRuneInString(s)
+	switch {
+	case r == utf8.RuneError && w == 1:
+		return 6, 1 // written as \ufffd
+	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+		return 2, w
+	case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029':
+		return 6, w
+	}
+	return w, w
+}
+
+// jsonLen is the size of s inside a JSON string in Tekton's termination
+// message; it is never less than len(s).
+func jsonLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		e, w := jsonSize(s[i:])
+		n, i = n+e, i+w
+	}
+	return n
+}
+
+// Truncate shortens s to at most max bytes as JSON-encoded (see jsonLen, so
+// also at most max raw bytes) without splitting a UTF-8 sequence, marking the
+// cut with "…".
 func Truncate(s string, max int) string {
-	if len(s) <= max {
+	if jsonLen(s) <= max {
 		return s
 	}
 	const mark = "…"
-	cut := max - len(mark)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	if max < len(mark) {
+		return ""
+	}
+	n, cut := len(mark), 0
+	for cut < len(s) {
+		e, w := jsonSize(s[cut:])
+		if n+e > max {
+			break
+		}
+		n, cut = n+e, cut+w
 	}
 	return s[:cut] + mark
 }
 
 // ErrorText composes shp-error-message from the build's message and the tail
 // of its log snippet, keeping the message whole when it can and the end of the
-// snippet (the lines nearest the failure), within MaxMessage bytes.
+// snippet (the lines nearest the failure), within MaxMessage bytes as
+// JSON-encoded (see jsonLen).
 func ErrorText(message, snippet string) string {
 	message = strings.TrimSpace(message)
 	snippet = strings.TrimRight(snippet, "\n")
@@ -106,12 +145,17 @@ func ErrorText(message, snippet string) string {
 	}
 	const sep = "\n"
 	head := Truncate(message, MaxMessage/2)
-	room := MaxMessage - len(head) - len(sep)
-	if len(snippet) > room {
+	room := MaxMessage - jsonLen(head) - jsonLen(sep)
+	if jsonLen(snippet) > room {
 		const mark = "…"
-		start := len(snippet) - (room - len(mark))
-		for start < len(snippet) && !utf8.RuneStart(snippet[start]) {
-			start++
+		n, start := len(mark), len(snippet)
+		for start > 0 {
+			_, w := utf8.DecodeLastRuneInString(snippet[:start])
+			e, _ := jsonSize(snippet[start-w : start])
+			if n+e > room {
+				break
+			}
+			n, start = n+e, start-w
 		}
 		snippet = mark + snippet[start:]
 	}

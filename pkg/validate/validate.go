@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -30,7 +31,11 @@ func usage(flag, value, format string, args ...any) error {
 
 func quote(s string) string {
 	if len(s) > 80 {
-		s = s[:77] + "..."
+		cut := 77
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut-- // never split a UTF-8 sequence
+		}
+		s = s[:cut] + "..."
 	}
 	return `"` + s + `"`
 }
@@ -44,11 +49,15 @@ func ImageReference(flag, value string) error {
 	if strings.TrimSpace(value) != value {
 		return usage(flag, value, "not a valid Docker pull specification: remove the surrounding spaces")
 	}
-	if _, err := name.ParseReference(value, name.StrictValidation); err != nil {
-		if _, err2 := name.ParseReference(value); err2 == nil && !strings.ContainsAny(value, ":@") {
-			// A bare repository is fine for OpenShift (it means :latest).
-			return nil
-		}
+	if repo, _, _ := strings.Cut(value, "@"); strings.HasPrefix(repo, "/") || strings.HasSuffix(repo, "/") || strings.Contains(repo, "//") {
+		// go-containerregistry accepts empty path components (and so
+		// "https://host/repo"); OpenShift does not.
+		return usage(flag, value, "not a valid Docker pull specification: empty path component; use registry/repository[:tag][@sha256:digest] without a scheme")
+	}
+	// Weak validation, as OpenShift's reference parser: the registry
+	// (docker.io) and the tag (latest) may be left out, e.g. "ubuntu:22.04"
+	// or "image-registry.openshift-image-registry.svc:5000/ns/app".
+	if _, err := name.ParseReference(value, name.WeakValidation); err != nil {
 		return usage(flag, value, "not a valid Docker pull specification: %v; use registry/repository[:tag][@sha256:digest] in lower case", err)
 	}
 	return nil
