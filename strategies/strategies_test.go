@@ -43,7 +43,7 @@ var reservedSteps = map[string]bool{"source-default": true, "source-local": true
 var (
 	commonFlags = []string{
 		"buildconfig", "env", "build-arg", "no-cache", "incremental", "force-pull", "commit",
-		"source-dir", "timeout", "start-timeout", "taskrun-name", "taskrun-uid", "build-name",
+		"source-dir", "source-root", "include-git", "timeout", "start-timeout", "taskrun-name", "taskrun-uid", "build-name",
 		"buildrun-name", "result-file-image-digest", "result-file-image-size",
 		"result-file-commit-sha", "result-file-error-reason", "result-file-error-message",
 		"insecure-registry", "internal-registry", "env-array", "build-arg-array",
@@ -51,7 +51,7 @@ var (
 	buildOnlyFlags = []string{
 		"strategy", "git-url", "git-ref", "source-secret", "context-dir", "dockerfile",
 		"builder-image", "from", "to", "push-secret", "pull-secret", "image-label",
-		"run-policy", "scripts-url", "include-git", "image-label-array",
+		"run-policy", "scripts-url", "image-label-array",
 	}
 	arrayFlags = map[string]bool{"env-array": true, "build-arg-array": true, "image-label-array": true}
 )
@@ -392,6 +392,7 @@ func TestStrategyArgsFollowTheFlagContract(t *testing.T) {
 				{"result-file-error-message", "$(results.shp-error-message.path)"},
 				{"insecure-registry", "$(params.shp-output-insecure)"},
 				{"source-dir", "$(params.shp-source-context)"},
+				{"source-root", "$(params.shp-source-root)"},
 			} {
 				if flags[kv[0]] != kv[1] {
 					t.Errorf("%s: want --%s=%s, got %q", where, kv[0], kv[1], flags[kv[0]])
