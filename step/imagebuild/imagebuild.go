@@ -418,20 +418,30 @@ func build(ctx context.Context, o *options) (*result, error) {
 		fmt.Fprintf(o.Log, "wrote OCI layout %s\n", o.Out)
 	}
 	if o.Push != "" {
-		var nameOpts []name.Option
-		if o.Insecure {
-			nameOpts = append(nameOpts, name.Insecure)
-		}
-		ref, err := name.ParseReference(o.Push, nameOpts...)
+		ref, err := push(ctx, res.Index, o.Push, o.Insecure)
 		if err != nil {
 			return nil, err
-		}
-		if err := remote.WriteIndex(ref, res.Index, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
-			return nil, fmt.Errorf("push %s: %w", ref, err)
 		}
 		fmt.Fprintf(o.Log, "pushed %s@%s\n", ref, digest)
 	}
 	return res, nil
+}
+
+// push uploads the index and everything it refers to, with credentials from
+// the default keychain (docker config, credential helpers).
+func push(ctx context.Context, idx v1.ImageIndex, reference string, insecure bool) (name.Reference, error) {
+	var nameOpts []name.Option
+	if insecure {
+		nameOpts = append(nameOpts, name.Insecure)
+	}
+	ref, err := name.ParseReference(reference, nameOpts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := remote.WriteIndex(ref, idx, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+		return nil, fmt.Errorf("push %s: %w", ref, err)
+	}
+	return ref, nil
 }
 
 // writeLayout replaces dir with an OCI layout whose index.json names the

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -69,7 +73,7 @@ func TestBuildImage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	out := filepath.Join(t.TempDir(), "ocbuild-image")
-	var log bytes.Buffer
+	var logBuf bytes.Buffer
 	o := &options{
 		Package:   "./step",
 		Version:   "v0.0.0-imagebuild-test",
@@ -80,10 +84,10 @@ func TestBuildImage(t *testing.T) {
 		Epoch:     time.Unix(1700000000, 0).UTC(),
 		Out:       out,
 		WorkDir:   t.TempDir(),
-		Log:       &log,
+		Log:       &logBuf,
 	}
 	res, err := build(ctx, o)
-	t.Log("\n" + log.String())
+	t.Log("\n" + logBuf.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,6 +230,23 @@ func TestBuildImage(t *testing.T) {
 	dr, _ := lr[0].Digest()
 	if da != dr {
 		t.Errorf("base layers differ across platforms: %s vs %s", da, dr)
+	}
+
+	// Pushing to a registry (an in-memory one on loopback) gives back the
+	// same index.
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	target := strings.TrimPrefix(srv.URL, "http://") + "/ocbuild/ocbuild:" + o.Version
+	ref, err := push(ctx, res.Index, target, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pulled, err := remote.Index(ref, remote.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := pulled.Digest(); d != wantDigest {
+		t.Errorf("pushed index reads back as %s, want %s", d, wantDigest)
 	}
 
 	// Same inputs, same digest: the assembly is reproducible.
