@@ -39,3 +39,12 @@ sandbox:
 
 clean:
 	rm -rf bin dist .sandbox
+
+## image: step image (linux/amd64+arm64 OCI index) in dist/ocbuild-image, no container engine
+image:
+	$(GO) run ./step/imagebuild --version $(VERSION) --out dist/ocbuild-image
+
+## image-push: make image-push IMAGE=ghcr.io/ocbuild/ocbuild:v0.1.0
+image-push:
+	@test -n "$(IMAGE)" || { echo "usage: make image-push IMAGE=registry/repo:tag"; exit 2; }
+	$(GO) run ./step/imagebuild --version $(VERSION) --out dist/ocbuild-image --push $(IMAGE)

@@ -115,14 +115,17 @@ func Watch(ctx context.Context, c buildclient.BuildInterface, name string, t *Tr
 			return c.Watch(ctx, o)
 		},
 	}
-	ev, err := watchtools.UntilWithSync(ctx, lw, &buildv1.Build{}, nil, func(e watch.Event) (bool, error) {
+	ev, err := watchtools.UntilWithSync(ctx, listOnly{lw}, &buildv1.Build{}, nil, func(e watch.Event) (bool, error) {
 		switch e.Type {
 		case watch.Deleted:
+			if m, ok := e.Object.(metav1.Object); ok && m.GetName() != name {
+				return false, nil
+			}
 			t.set(nil, true)
 			return false, ErrDeleted
 		case watch.Added, watch.Modified:
 			b, ok := e.Object.(*buildv1.Build)
-			if !ok {
+			if !ok || b.Name != name {
 				return false, nil
 			}
 			t.set(b, false)
@@ -135,3 +138,11 @@ func Watch(ctx context.Context, c buildclient.BuildInterface, name string, t *Tr
 	}
 	return ev.Object.(*buildv1.Build), nil
 }
+
+// listOnly makes the reflector list then watch instead of using the
+// streaming watch-list protocol: one object is cheap to list, and servers or
+// proxies that ignore sendInitialEvents would otherwise leave it waiting for
+// a bookmark that never comes.
+type listOnly struct{ *cache.ListWatch }
+
+func (listOnly) IsWatchListSemanticsUnSupported() bool { return true }

@@ -113,7 +113,7 @@ func WatchTaskRun(ctx context.Context, dc dynamic.Interface, namespace, name, ui
 		return "", fmt.Errorf("cancellation: list taskruns: %w", err)
 	}
 	var reason string
-	_, err := watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(e watch.Event) (bool, error) {
+	_, err := watchtools.UntilWithSync(ctx, listOnly{lw}, &unstructured.Unstructured{}, nil, func(e watch.Event) (bool, error) {
 		if e.Type == watch.Deleted {
 			reason = "TaskRunDeleted"
 			return true, nil
@@ -130,3 +130,11 @@ func WatchTaskRun(ctx context.Context, dc dynamic.Interface, namespace, name, ui
 	}
 	return reason, nil
 }
+
+// listOnly makes the reflector list then watch instead of using the
+// streaming watch-list protocol: one object is cheap to list, and servers or
+// proxies that ignore sendInitialEvents would otherwise leave it waiting for
+// a bookmark that never comes.
+type listOnly struct{ *cache.ListWatch }
+
+func (listOnly) IsWatchListSemanticsUnSupported() bool { return true }

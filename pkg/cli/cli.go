@@ -221,7 +221,9 @@ func Parse(args []string, stderr io.Writer) (cmd *Command, help bool, err error)
 	}
 	o, err := f.options(mode, fs, warn)
 	if err != nil {
-		return nil, false, err
+		// The result files are known: the caller reports the error through
+		// them, so the BuildRun's failureDetails names it.
+		return &Command{Options: driver.Options{Results: o.Results}}, false, err
 	}
 	return &Command{Options: o, Kubeconfig: f.kubeconfig, Insecure: f.insecure, Internal: f.internalRegistry}, false, nil
 }
@@ -291,6 +293,9 @@ func (f *flags) options(mode string, fs *pflag.FlagSet, warn func(string)) (driv
 		}
 		if fs.Changed("incremental") {
 			o.Incremental = &f.incremental
+		}
+		if o.SourceRoot == "" {
+			o.SourceRoot = f.sourceDir
 		}
 		return o, nil
 	}
@@ -479,6 +484,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ocbuild: %v\n", err)
+		if cmd != nil {
+			f := failure.As(err, failure.InvalidInput)
+			_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
+			_ = cmd.Options.Results.Write(results.ErrorMessage, f.Message)
+		}
 		return ExitUsage
 	}
 	fmt.Fprintf(stderr, "ocbuild %s\n", version)

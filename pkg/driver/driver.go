@@ -298,6 +298,16 @@ func (d *Driver) startExisting(ctx context.Context, o Options) (*buildv1.Build, 
 	if bc.Spec.Source.Binary != nil {
 		return d.upload(ctx, o)
 	}
+	if o.Commit == "" && o.SourceDir != "" {
+		// Build the commit Shipwright checked out, not whatever the
+		// BuildConfig's ref points at by the time OpenShift clones.
+		if rev, ok, err := revision.Read(o.SourceDir, o.SourceRoot); err != nil {
+			d.logf("warning: cannot read the git commit of %s: %v; OpenShift builds the BuildConfig's ref", o.SourceDir, err)
+		} else if ok {
+			o.Commit = rev.Commit
+			d.logf("building commit %s (the source Shipwright fetched)", rev.Commit)
+		}
+	}
 	return d.instantiate(ctx, o, bc)
 }
 
