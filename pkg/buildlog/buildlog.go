@@ -79,6 +79,7 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 	backoff := f.Backoff
 	finalReads := 0
+	lastTail := "\x00" // no read yet
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -104,11 +105,21 @@ func (f *Follower) Run(ctx context.Context) error {
 			return nil
 		}
 		terminal := buildwatch.Terminal(b.Status.Phase)
-		added, err := f.read(ctx, !terminal)
+		added, tail, err := f.read(ctx, !terminal)
 		if terminal {
-			if err == nil && added == 0 {
+			if err == nil && added == 0 && tail == lastTail {
+				// Two reads agree on where the log ends.
+				if tail != "" {
+					// The log ends without a newline; it was never printed.
+					_, text, _ := splitTimestamp(tail)
+					if _, werr := io.WriteString(f.Out, text+"\n"); werr != nil {
+						return werr
+					}
+					f.pos.lines++
+				}
 				return nil
 			}
+			lastTail = tail
 			finalReads++
 			if finalReads >= f.MaxFinalReads {
 				if err != nil {
@@ -148,8 +159,8 @@ func (f *Follower) sleep(ctx context.Context, b *wait.Backoff, wake <-chan struc
 }
 
 // read opens one log stream and prints the lines past the position. It
-// returns the number of new lines printed.
-func (f *Follower) read(ctx context.Context, follow bool) (int, error) {
+// returns the number of new lines printed and any unterminated last line.
+func (f *Follower) read(ctx context.Context, follow bool) (int, string, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if follow {
@@ -180,57 +191,65 @@ func (f *Follower) read(ctx context.Context, follow bool) (int, error) {
 	rc, err := f.Client.Get().Namespace(f.Namespace).Resource("builds").Name(f.Build).SubResource("log").
 		VersionedParams(opts, buildscheme.ParameterCodec).Stream(sctx)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer rc.Close()
-	return f.copy(rc, !follow)
+	return f.copy(rc)
 }
 
-// copy prints the lines of one stream that come after the position. A final
-// line without a newline is printed only when the stream is the complete,
-// non-follow log (otherwise it may be a line cut in the middle).
-func (f *Follower) copy(r io.Reader, complete bool) (int, error) {
+// copy prints the complete lines of one stream that come after the
+// position. A final line without a newline is never printed here: it may be
+// a line cut in the middle. It is returned as tail; Run prints it once two
+// reads of the finished log end with the same tail.
+func (f *Follower) copy(r io.Reader) (added int, tail string, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var cur time.Time // timestamp of the current line in this stream
 	seen := 0         // lines in this stream with timestamp equal to f.pos.at
-	added := 0
 	for {
-		line, err := br.ReadString('\n')
-		if err != nil && (line == "" || !complete || !errors.Is(err, io.EOF)) {
-			if errors.Is(err, io.EOF) {
-				return added, nil
+		line, rerr := br.ReadString('\n')
+		if rerr != nil {
+			if errors.Is(rerr, io.EOF) {
+				return added, line, nil
 			}
-			return added, err
+			return added, "", rerr
 		}
-		text := line
-		if ts, rest, ok := splitTimestamp(line); ok {
-			cur, text = ts, rest
+		ok, werr := f.emit(line, &cur, &seen)
+		if werr != nil {
+			return added, "", werr
 		}
-		if !strings.HasSuffix(text, "\n") {
-			text += "\n"
-		}
-		switch {
-		case !f.pos.at.IsZero() && cur.Before(f.pos.at):
-			continue
-		case !f.pos.at.IsZero() && cur.Equal(f.pos.at):
-			seen++
-			if seen <= f.pos.count {
-				continue
-			}
-			f.pos.count++
-		default:
-			f.pos.at, f.pos.count = cur, 1
-			seen = 1
-		}
-		if _, werr := io.WriteString(f.Out, text); werr != nil {
-			return added, werr
-		}
-		f.pos.lines++
-		added++
-		if err != nil {
-			return added, nil
+		if ok {
+			added++
 		}
 	}
+}
+
+// emit prints line if it is past the position, and moves the position.
+func (f *Follower) emit(line string, cur *time.Time, seen *int) (bool, error) {
+	text := line
+	if ts, rest, ok := splitTimestamp(line); ok {
+		*cur, text = ts, rest
+	}
+	if !strings.HasSuffix(text, "\n") {
+		text += "\n"
+	}
+	switch {
+	case !f.pos.at.IsZero() && cur.Before(f.pos.at):
+		return false, nil
+	case !f.pos.at.IsZero() && cur.Equal(f.pos.at):
+		*seen++
+		if *seen <= f.pos.count {
+			return false, nil
+		}
+		f.pos.count++
+	default:
+		f.pos.at, f.pos.count = *cur, 1
+		*seen = 1
+	}
+	if _, err := io.WriteString(f.Out, text); err != nil {
+		return false, err
+	}
+	f.pos.lines++
+	return true, nil
 }
 
 // splitTimestamp separates the RFC 3339 timestamp the server prefixes to each

@@ -146,3 +146,7 @@ func Watch(ctx context.Context, c buildclient.BuildInterface, name string, t *Tr
 type listOnly struct{ *cache.ListWatch }
 
 func (listOnly) IsWatchListSemanticsUnSupported() bool { return true }
+
+// SetForTest feeds a state to t as a watch event would; for tests of
+// packages that consume a Tracker.
+func SetForTest(t *Tracker, b *buildv1.Build) { t.set(b, false) }

@@ -61,6 +61,7 @@ type cluster struct {
 	// watched is closed per build once the driver watches it: the fake
 	// tracker does not replay missed events, so the phase engine waits.
 	watched map[string]chan struct{}
+	genMu   sync.Mutex
 	ctx     context.Context
 }
 
@@ -145,6 +146,9 @@ func (c *cluster) tracker() clienttesting.ObjectTracker { return c.client.Tracke
 // generate does what OpenShift's build generator does: bump lastVersion,
 // copy the BuildConfig's spec into build <bc>-<n> in phase New.
 func (c *cluster) generate(bcName string, req *buildv1.BuildRequest, binary bool) (*buildv1.Build, error) {
+	// OpenShift bumps lastVersion with conflict retries; serialise instead.
+	c.genMu.Lock()
+	defer c.genMu.Unlock()
 	obj, err := c.tracker().Get(bcsGVR, ns, bcName)
 	if err != nil {
 		return nil, err
