@@ -1,0 +1,23 @@
+// Package sim is the sandbox's stand-in for OpenShift's build service
+// (openshift-apiserver's build REST handlers plus openshift-controller-manager's
+// build controller plus the builder pod), written to the behaviour in
+// shared/reference/openshift-build-api.md. Deviations are listed in
+// test/sandbox/README.md.
+//
+// Storage, watch, resourceVersion and RBAC are the real kube-apiserver's:
+// buildconfigs and builds (build.openshift.io/v1) are CRDs. The simulator
+// adds OpenShift's behaviour in three places:
+//
+//   - admission webhooks (webhook.go): defaulting, the validation table,
+//     updates without resourceVersion refused, the builds/<strategy>
+//     permission check;
+//   - a front door (frontdoor.go): the URL steps talk to; it proxies to
+//     kube-apiserver and serves buildconfigs/instantiate,
+//     buildconfigs/instantiatebinary and builds/log itself, with TokenReview
+//     and SubjectAccessReview; it can inject chaos (chaos.go);
+//   - a controller and executor (controller.go, executor.go): runPolicy,
+//     phases, cancellation, history pruning, and real images pushed to the
+//     sandbox registry.
+//
+// The two halves share the Logs and Sources stores defined in store.go.
+package sim
