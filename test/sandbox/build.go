@@ -81,7 +81,10 @@ type binaries struct {
 	Shipwright            string
 	Git                   string
 	Ocbuild               string
-	Extra                 map[string]string // Go package → binary
+	// ToolsDir holds tools put on steps' PATH (git-lfs, which Shipwright's
+	// git step requires, as its image ships it).
+	ToolsDir string
+	Extra    map[string]string // Go package → binary
 }
 
 // componentPackages are built from the test module in one `go build`, so that
@@ -101,13 +104,17 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 		return nil, err
 	}
 	extraPkgs := make([]string, 0, len(o.BuildImages))
+	seen := map[string]bool{}
 	for _, pkg := range o.BuildImages {
-		extraPkgs = append(extraPkgs, pkg)
+		if !seen[pkg] {
+			seen[pkg] = true
+			extraPkgs = append(extraPkgs, pkg)
+		}
 	}
 	sort.Strings(extraPkgs)
 
 	start := time.Now()
-	o.printf("building kube-apiserver, kube-controller-manager, the Shipwright controller and git step, and the ocbuild step (the first run compiles Kubernetes: several minutes)…\n")
+	o.printf("building kube-apiserver, kube-controller-manager, the Shipwright controller, its git step and git-lfs, and the ocbuild step (the first run compiles Kubernetes: several minutes)…\n")
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(30 * time.Second)
@@ -123,7 +130,11 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 	}()
 	defer close(done)
 
-	errc := make(chan error, 2)
+	toolsDir := filepath.Join(modDir, ".cache", "tools")
+	errc := make(chan error, 3)
+	go func() {
+		errc <- runGo(ctx, filepath.Join(modDir, "tools", "git-lfs"), "build", "-o", filepath.Join(toolsDir, "git-lfs"), "github.com/git-lfs/git-lfs/v3")
+	}()
 	go func() {
 		args := append([]string{"build", "-ldflags", kubeLDFlags(), "-o", binDir + string(filepath.Separator)}, componentPackages...)
 		args = append(args, extraPkgs...)
@@ -134,7 +145,7 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 		errc <- runGo(ctx, filepath.Dir(modDir), "build", "-ldflags", "-X main.version="+ver, "-o", filepath.Join(binDir, "ocbuild"), "./step")
 	}()
 	var firstErr error
-	for i := 0; i < 2; i++ {
+	for i := 0; i < 3; i++ {
 		if err := <-errc; err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -150,6 +161,7 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 		Shipwright:            filepath.Join(binDir, "sandbox-shipwright"),
 		Git:                   filepath.Join(binDir, "git"),
 		Ocbuild:               filepath.Join(binDir, "ocbuild"),
+		ToolsDir:              toolsDir,
 		Extra:                 map[string]string{},
 	}
 	for _, pkg := range extraPkgs {

@@ -74,6 +74,8 @@ type Executor struct {
 	images map[string]string
 	// server returns the URL and CA steps' kubeconfigs point at.
 	server func() (string, []byte)
+	// path is steps' PATH.
+	path   string
 	log    *zap.SugaredLogger
 	logOut io.Writer
 
@@ -123,6 +125,7 @@ func (sb *Sandbox) startExecutor(ctx, runCtx context.Context) error {
 		dir:    filepath.Join(sb.Dir, "taskruns"),
 		images: images,
 		server: server,
+		path:   sb.bins.ToolsDir + string(os.PathListSeparator) + os.Getenv("PATH"),
 		logOut: logFile,
 		seen:   map[types.UID]bool{},
 		runs:   map[types.UID]*run{},
@@ -837,7 +840,7 @@ func (r *run) runStep(ctx context.Context, i int, step v1.Step, w *waiter) (exit
 	} else if len(step.Command) > 0 {
 		argv = argv[1:]
 	}
-	procEnv := append(minimalEnv(), "HOME="+filepath.Join(r.dir, "home"), "KUBECONFIG="+filepath.Join(r.dir, "kubeconfig"))
+	procEnv := append(minimalEnv(), "PATH="+r.e.path, "HOME="+filepath.Join(r.dir, "home"), "KUBECONFIG="+filepath.Join(r.dir, "kubeconfig"))
 	for _, ev := range env {
 		procEnv = append(procEnv, ev.Name+"="+paths.rewrite(ev.Value))
 	}

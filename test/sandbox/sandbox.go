@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -203,6 +204,9 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		if err := sb.Err(); err != nil {
 			return nil, err
 		}
+		if s.what == "front door" && sb.FrontDoor == nil {
+			continue
+		}
 		opts.printf("  %-24s ready (%s)\n", s.what, time.Since(t).Round(100*time.Millisecond))
 	}
 	return sb, nil
@@ -273,8 +277,13 @@ func (sb *Sandbox) Summary() string {
   admin kubeconfig           %s
 `, sb.Dir, filepath.Join(sb.Dir, "logs"), KubernetesVersion, sb.APIServerURL, sb.EtcdURL, sb.Registry,
 		sb.GitURL, filepath.Join(sb.Dir, "taskruns"), sb.KubeconfigPath)
-	for name, head := range sb.RepoHeads {
-		s += fmt.Sprintf("  repo %-21s %s/%s.git (HEAD %s)\n", name, sb.GitURL, name, head)
+	names := make([]string, 0, len(sb.RepoHeads))
+	for name := range sb.RepoHeads {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		s += fmt.Sprintf("  repo %-21s %s/%s.git (HEAD %s)\n", name, sb.GitURL, name, sb.RepoHeads[name])
 	}
 	if sb.FrontDoor != nil {
 		s += fmt.Sprintf("  front door (steps)         %s\n", sb.FrontDoor.URL)
