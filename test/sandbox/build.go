@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -103,6 +104,18 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return nil, err
 	}
+	// Sandboxes starting at the same time (several test packages) must not
+	// write the same binaries at once: one builds, the others wait and find
+	// everything up to date.
+	lock, err := os.OpenFile(filepath.Join(modDir, ".cache", "build.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("locking the build: %w", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	extraPkgs := make([]string, 0, len(o.BuildImages))
 	seen := map[string]bool{}
 	for _, pkg := range o.BuildImages {

@@ -187,8 +187,9 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	}{
 		{"etcd", sb.startEtcd},
 		{"kube-apiserver", sb.startAPIServer},
-		{"kube-controller-manager", sb.startControllerManager},
+		// CRDs first, so that the garbage collector discovers them at start.
 		{"CRDs", sb.installCRDs},
+		{"kube-controller-manager", sb.startControllerManager},
 		{"cluster setup", func(ctx context.Context) error { return sb.setupCluster(ctx, runCtx) }},
 		{"OCI registry", sb.startRegistry},
 		{"git server", sb.startGitServer},
