@@ -92,9 +92,10 @@ type Executor struct {
 
 func (sb *Sandbox) startExecutor(ctx, runCtx context.Context) error {
 	images := map[string]string{
-		GitImage:     sb.bins.Git,
-		OcbuildImage: sb.bins.Ocbuild,
-		HostImage:    "",
+		GitImage:            sb.bins.Git,
+		OcbuildImage:        sb.bins.Ocbuild,
+		ShippedOcbuildImage: sb.bins.Ocbuild,
+		HostImage:           "",
 	}
 	for _, img := range sb.opts.OcbuildImages {
 		images[img] = sb.bins.Ocbuild

@@ -36,6 +36,9 @@ import (
 const (
 	GitImage     = "sandbox.local/shipwright-io/build/git:v0.20.13"
 	OcbuildImage = "sandbox.local/ocbuild/ocbuild:sandbox"
+	// ShippedOcbuildImage is the image the shipped strategies (strategies/)
+	// name; it too runs the ocbuild binary built from ../step.
+	ShippedOcbuildImage = "ghcr.io/ocbuild/ocbuild"
 	// HostImage runs a step's command[0] from the host's PATH (for test
 	// strategies that need e.g. /bin/sh).
 	HostImage = "sandbox.local/host:latest"

@@ -39,7 +39,8 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("\n%s", sb.Summary())
-	fmt.Printf("  images run by the executor  %s (ocbuild), %s (Shipwright git step)\n", sandbox.OcbuildImage, sandbox.GitImage)
+	fmt.Printf("  images run by the executor %s and %s (ocbuild), %s (Shipwright's git step), %s (command[0] from the host)\n",
+		sandbox.ShippedOcbuildImage, sandbox.OcbuildImage, sandbox.GitImage, sandbox.HostImage)
 	fmt.Printf("\nstarted in %s. Try: KUBECONFIG=%s kubectl get clusterbuildstrategies,builds,buildruns,taskruns,pods -A\n", time.Since(start).Round(time.Second), sb.KubeconfigPath)
 	fmt.Println("Press Ctrl-C to stop.")
 
