@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -152,6 +153,13 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Shipwright's git step checks for git, git-lfs (built by the sandbox)
+	// and ssh; the git server is git http-backend.
+	for _, tool := range []string{"go", "git", "ssh"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("the sandbox needs %s on PATH (git and ssh: Shipwright's git step checks for them): %w", tool, err)
+		}
+	}
 	if opts.Dir == "" {
 		opts.Dir = filepath.Join(filepath.Dir(modDir), ".sandbox")
 	}
@@ -164,7 +172,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 	if opts.Repos == "" {
 		opts.Repos = filepath.Join(modDir, "testdata", "repos")
 	}
-	if err := os.RemoveAll(opts.Dir); err != nil {
+	if err := resetStateDir(opts.Dir); err != nil {
 		return nil, err
 	}
 	for _, d := range []string{"logs", "etcd", "pki", "taskruns"} {
@@ -214,6 +222,31 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		opts.printf("  %-24s ready (%s)\n", s.what, time.Since(t).Round(100*time.Millisecond))
 	}
 	return sb, nil
+}
+
+// stateMarker marks a directory as a sandbox state directory, which Start
+// may wipe.
+const stateMarker = ".ocbuild-sandbox"
+
+// resetStateDir empties dir, refusing to touch a non-empty directory that
+// is not a sandbox state directory.
+func resetStateDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	if len(entries) > 0 {
+		if _, err := os.Stat(filepath.Join(dir, stateMarker)); err != nil {
+			return fmt.Errorf("%s is not empty and not a sandbox state directory (no %s): refusing to wipe it", dir, stateMarker)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, stateMarker), []byte("state of the ocbuild sandbox; wiped at every start\n"), 0o644)
 }
 
 // Err reports a component that exited on its own.
