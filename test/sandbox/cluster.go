@@ -377,10 +377,14 @@ func (sb *Sandbox) startShipwright(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	kubeconfig, err := sb.installShipwrightRBAC(ctx)
+	if err != nil {
+		return err
+	}
 	env := append(minimalEnv(),
-		"KUBECONFIG="+sb.KubeconfigPath,
+		"KUBECONFIG="+kubeconfig,
 		"GIT_CONTAINER_IMAGE="+GitImage,
-		"BUILD_CONTROLLER_LEADER_ELECTION_NAMESPACE=default",
+		"BUILD_CONTROLLER_LEADER_ELECTION_NAMESPACE="+ShipwrightNamespace,
 	)
 	args := []string{"--metrics-bind-address=" + loopback(port)}
 	if _, err := sb.startChild("shipwright", sb.bins.Shipwright, args, env); err != nil {
@@ -391,7 +395,7 @@ func (sb *Sandbox) startShipwright(ctx context.Context) error {
 		if err := sb.Err(); err != nil {
 			return false, err
 		}
-		l, err := sb.Kube.CoordinationV1().Leases("default").Get(ctx, "shipwright-build-controller-lock", metav1.GetOptions{})
+		l, err := sb.Kube.CoordinationV1().Leases(ShipwrightNamespace).Get(ctx, "shipwright-build-controller-lock", metav1.GetOptions{})
 		return err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != "", nil
 	})
 }
