@@ -121,8 +121,10 @@ func (r Request) progress(c *counter, start time.Time, stop <-chan struct{}) {
 			n := c.n.Load()
 			rate := float64(n-last) / now.Sub(lastAt).Seconds()
 			last, lastAt = n, now
-			if n == 0 || rate == 0 && !c.done.Load() {
-				r.Progress(fmt.Sprintf("upload: %s sent after %s; waiting for the build to start (the server reads the source once the build runs)",
+			if rate == 0 {
+				// Nothing moved: the server has not started reading (it
+				// does once the build runs), or it is still unpacking.
+				r.Progress(fmt.Sprintf("upload: %s sent after %s; waiting for the build to start and take the source",
 					Bytes(n), now.Sub(start).Round(time.Second)))
 				continue
 			}
@@ -132,17 +134,13 @@ func (r Request) progress(c *counter, start time.Time, stop <-chan struct{}) {
 }
 
 type counter struct {
-	r    io.Reader
-	n    atomic.Int64
-	done atomic.Bool
+	r io.Reader
+	n atomic.Int64
 }
 
 func (c *counter) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
-	if err != nil {
-		c.done.Store(true)
-	}
 	return n, err
 }
 

@@ -1,0 +1,133 @@
+package buildconfig
+
+import (
+	"context"
+	"testing"
+
+	buildv1 "github.com/openshift/api/build/v1"
+	fakebuild "github.com/openshift/client-go/build/clientset/versioned/fake"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clienttesting "k8s.io/client-go/testing"
+)
+
+func TestRenderDocker(t *testing.T) {
+	s := Spec{Strategy: Docker, Binary: true, Dockerfile: "build/Dockerfile", From: "quay.io/base/go:1.26",
+		Env: []corev1.EnvVar{{Name: "A", Value: "1"}}, BuildArgs: []corev1.EnvVar{{Name: "V", Value: "2"}}, NoCache: true, ForcePull: true,
+		Output: "quay.io/team/app:v1", PushSecret: "push", PullSecret: "pull", ImageLabels: []buildv1.ImageLabel{{Name: "team", Value: "x"}},
+		CompletionDeadlineSeconds: 900}
+	spec := Render(s)
+	if spec.Output.To == nil || spec.Output.To.Kind != "DockerImage" || spec.Output.To.Name != "quay.io/team/app:v1" {
+		t.Errorf("output.to = %+v: the kind must be explicit DockerImage", spec.Output.To)
+	}
+	if len(spec.Triggers) != 0 || spec.Triggers == nil {
+		t.Errorf("triggers = %#v, want an explicit empty list", spec.Triggers)
+	}
+	if *spec.SuccessfulBuildsHistoryLimit < 1 || *spec.FailedBuildsHistoryLimit < 1 {
+		t.Error("history limits must be at least 1 so a build is not pruned before its outputs are read")
+	}
+	if spec.RunPolicy != buildv1.BuildRunPolicySerial {
+		t.Errorf("runPolicy = %q, want Serial by default", spec.RunPolicy)
+	}
+	if spec.Source.Binary == nil || spec.Source.Git != nil {
+		t.Errorf("source = %+v, want binary only", spec.Source)
+	}
+	ds := spec.Strategy.DockerStrategy
+	if ds == nil || spec.Strategy.SourceStrategy != nil || ds.From.Kind != "DockerImage" || ds.DockerfilePath != "build/Dockerfile" ||
+		!ds.NoCache || !ds.ForcePull || ds.PullSecret.Name != "pull" || len(ds.BuildArgs) != 1 || len(ds.Env) != 1 {
+		t.Errorf("docker strategy = %+v", ds)
+	}
+	if spec.Output.PushSecret.Name != "push" || len(spec.Output.ImageLabels) != 1 || *spec.CompletionDeadlineSeconds != 900 {
+		t.Errorf("output = %+v deadline %v", spec.Output, spec.CompletionDeadlineSeconds)
+	}
+}
+
+func TestRenderSourceFromGit(t *testing.T) {
+	spec := Render(Spec{Strategy: Source, GitURL: "https://git.example.com/a.git", GitRef: "main", ContextDir: "app", SourceSecret: "git",
+		From: "registry.example.com/ubi9/python-311", Incremental: true, ScriptsURL: "image:///s2i", Output: "quay.io/t/a:1", RunPolicy: "Parallel"})
+	if spec.Source.Git == nil || spec.Source.Git.Ref != "main" || spec.Source.ContextDir != "app" || spec.Source.SourceSecret.Name != "git" || spec.Source.Binary != nil {
+		t.Errorf("source = %+v", spec.Source)
+	}
+	ss := spec.Strategy.SourceStrategy
+	if ss == nil || spec.Strategy.DockerStrategy != nil || ss.From.Kind != "DockerImage" || !*ss.Incremental || ss.Scripts != "image:///s2i" {
+		t.Errorf("source strategy = %+v", ss)
+	}
+	if spec.RunPolicy != "Parallel" || spec.CompletionDeadlineSeconds != nil {
+		t.Errorf("runPolicy %q deadline %v", spec.RunPolicy, spec.CompletionDeadlineSeconds)
+	}
+}
+
+func TestApplyCreatesThenUpdatesAndRetriesConflicts(t *testing.T) {
+	c := fakebuild.NewSimpleClientset()
+	bcs := c.BuildV1().BuildConfigs("ns")
+	owner := Owner{Build: "app", BuildRun: "run-1"}
+	bc, err := Apply(context.Background(), bcs, "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"}, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bc.Labels[LabelBuild] != "app" || bc.Labels[LabelManagedBy] != ManagedByValue || bc.Annotations[AnnotationBuildRun] != "run-1" {
+		t.Errorf("metadata = %+v", bc.ObjectMeta)
+	}
+	// Someone else's field survives; the spec is ours again.
+	bc.Labels["keep"] = "me"
+	bc.Spec.Triggers = []buildv1.BuildTriggerPolicy{{Type: buildv1.ConfigChangeBuildTriggerType}}
+	if _, err := bcs.Update(context.Background(), bc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	conflicts := 2
+	c.PrependReactor("update", "buildconfigs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if conflicts > 0 {
+			conflicts--
+			return true, nil, apierrors.NewConflict(buildv1.Resource("buildconfigs"), "app", nil)
+		}
+		return false, nil, nil
+	})
+	bc, err = Apply(context.Background(), bcs, "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:2"}, Owner{Build: "app", BuildRun: "run-2"})
+	if err != nil {
+		t.Fatalf("Apply after conflicts: %v", err)
+	}
+	if conflicts != 0 {
+		t.Errorf("%d conflicts not consumed", conflicts)
+	}
+	if bc.Spec.Output.To.Name != "quay.io/t/a:2" || len(bc.Spec.Triggers) != 0 || bc.Labels["keep"] != "me" || bc.Annotations[AnnotationBuildRun] != "run-2" {
+		t.Errorf("updated BuildConfig = %+v / %+v", bc.ObjectMeta, bc.Spec)
+	}
+}
+
+func TestApplyLeavesAnUnchangedBuildConfigAlone(t *testing.T) {
+	c := fakebuild.NewSimpleClientset()
+	bcs := c.BuildV1().BuildConfigs("ns")
+	s := Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"}
+	if _, err := Apply(context.Background(), bcs, "app", s, Owner{Build: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	c.ClearActions()
+	if _, err := Apply(context.Background(), bcs, "app", s, Owner{Build: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range c.Actions() {
+		if a.GetVerb() == "update" {
+			t.Errorf("an identical Apply wrote the BuildConfig: %v", a)
+		}
+	}
+}
+
+func TestMatchesIgnoresWhatInstantiationRewrites(t *testing.T) {
+	want := Render(Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1",
+		Env: []corev1.EnvVar{{Name: "B", Value: "2"}, {Name: "A", Value: "1"}}}).CommonSpec
+	got := *want.DeepCopy()
+	got.Strategy.Type = buildv1.DockerBuildStrategyType
+	got.Strategy.DockerStrategy.Env = []corev1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", Value: "2"}}
+	got.Revision = &buildv1.SourceRevision{Git: &buildv1.GitSourceRevision{Commit: "abc"}}
+	got.Source = buildv1.BuildSource{Binary: &buildv1.BinaryBuildSource{AsFile: ""}}
+	if !Matches(got, want) {
+		t.Errorf("a build generated from the spec does not match:\n%s\n%s", Fingerprint(got), Fingerprint(want))
+	}
+	other := *got.DeepCopy()
+	other.Output.To = &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/t/a:2"}
+	if Matches(other, want) {
+		t.Error("a build with another output matches")
+	}
+}
