@@ -263,7 +263,9 @@ func TestValidateBuildConfig(t *testing.T) {
 			[]string{`spec.output.to.name: Invalid value: "reg.example.com/app:v1:v2": name is not a valid Docker pull specification: invalid reference format`}},
 		{"push secret name", func(bc *buildv1.BuildConfig) { bc.Spec.Output.PushSecret = &corev1.LocalObjectReference{} },
 			[]string{"spec.output.pushSecret.name: Required value"}},
-		{"pull secret name", func(bc *buildv1.BuildConfig) { bc.Spec.Strategy.DockerStrategy.PullSecret = &corev1.LocalObjectReference{} },
+		{"pull secret name", func(bc *buildv1.BuildConfig) {
+			bc.Spec.Strategy.DockerStrategy.PullSecret = &corev1.LocalObjectReference{}
+		},
 			[]string{"spec.strategy.dockerStrategy.pullSecret.name: Required value"}},
 		{"source secret name", func(bc *buildv1.BuildConfig) { bc.Spec.Source.SourceSecret = &corev1.LocalObjectReference{} },
 			[]string{"spec.source.sourceSecret.name: Required value"}},
