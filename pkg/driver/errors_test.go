@@ -1,0 +1,132 @@
+package driver
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	buildv1 "github.com/openshift/api/build/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	clienttesting "k8s.io/client-go/testing"
+
+	"github.com/ocbuild/ocbuild/pkg/buildconfig"
+	"github.com/ocbuild/ocbuild/pkg/failure"
+	"github.com/ocbuild/ocbuild/pkg/results"
+)
+
+func gitOptions(r *run) Options {
+	return Options{Mode: ModeBuild, Namespace: ns, BuildConfig: "app", StartTimeout: time.Minute, Results: r.files(),
+		Spec: buildconfig.Spec{Strategy: buildconfig.Docker, GitURL: "https://git.example.com/a.git", Output: "quay.io/t/a:1"}}
+}
+
+func TestForbiddenNamesTheMissingPermission(t *testing.T) {
+	c := newCluster(t)
+	c.client.PrependReactor("get", "buildconfigs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "build.openshift.io", Resource: "buildconfigs"}, "app",
+			nil)
+	})
+	r := newRun(t, c)
+	_, err := r.d.Run(context.Background(), gitOptions(r))
+	if err == nil {
+		t.Fatal("Run succeeded without permission")
+	}
+	if got := r.result(results.ErrorReason); got != failure.Forbidden {
+		t.Errorf("reason = %q", got)
+	}
+	if msg := r.result(results.ErrorMessage); !strings.Contains(msg, "buildconfigs") || !strings.Contains(msg, "ocbuild-step") {
+		t.Errorf("message %q does not name the resource and the Role to bind", msg)
+	}
+}
+
+func TestStrategyDenialNamesTheClusterRole(t *testing.T) {
+	c := newCluster(t)
+	c.client.PrependReactor("create", "buildconfigs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "instantiate" {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "build.openshift.io", Resource: "buildconfigs/instantiate"}, "app",
+			errorString("build strategy Docker is not allowed"))
+	})
+	r := newRun(t, c)
+	if _, err := r.d.Run(context.Background(), gitOptions(r)); err == nil {
+		t.Fatal("Run succeeded")
+	}
+	if msg := r.result(results.ErrorMessage); !strings.Contains(msg, "system:build-strategy-docker") {
+		t.Errorf("message %q does not name the ClusterRole to grant", msg)
+	}
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+func TestBuildAPINotServed(t *testing.T) {
+	c := newCluster(t)
+	r := newRun(t, c)
+	disc := &fakediscovery.FakeDiscovery{Fake: &clienttesting.Fake{}}
+	disc.AddReactor("get", "resource", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{}, "build.openshift.io/v1")
+	})
+	r.d.Clients.Discovery = disc
+	if _, err := r.d.Run(context.Background(), gitOptions(r)); err == nil {
+		t.Fatal("Run succeeded without the build API")
+	}
+	if got := r.result(results.ErrorReason); got != failure.BuildAPIUnavailable {
+		t.Errorf("reason = %q (message %q)", got, r.result(results.ErrorMessage))
+	}
+	for _, a := range c.client.Actions() {
+		if a.GetVerb() != "watch" { // the harness's own controller watches
+			t.Errorf("API call made without a build API: %v", a)
+		}
+	}
+}
+
+func TestMissingBuildConfig(t *testing.T) {
+	c := newCluster(t)
+	r := newRun(t, c)
+	o := Options{Mode: ModeStart, Namespace: ns, BuildConfig: "nope", StartTimeout: time.Minute, Results: r.files()}
+	if _, err := r.d.Run(context.Background(), o); err == nil {
+		t.Fatal("Run succeeded")
+	}
+	if got := r.result(results.ErrorReason); got != failure.BuildConfigNotFound {
+		t.Errorf("reason = %q", got)
+	}
+	if msg := r.result(results.ErrorMessage); !strings.Contains(msg, "nope") {
+		t.Errorf("message %q does not name the BuildConfig", msg)
+	}
+}
+
+// A 503 after the server already created the build must not start a second
+// build: the retry adopts the one the request made.
+func TestLostInstantiateAnswerAdoptsTheBuild(t *testing.T) {
+	c := newCluster(t)
+	c.outcome = complete("sha256:" + strings.Repeat("d", 64))
+	lost := true
+	c.client.PrependReactor("create", "buildconfigs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "instantiate" || !lost {
+			return false, nil, nil
+		}
+		lost = false
+		req := a.(clienttesting.CreateAction).GetObject().(*buildv1.BuildRequest)
+		b, err := c.generate(req.Name, req, false)
+		if err != nil {
+			return true, nil, err
+		}
+		go c.run(b.Name)
+		return true, nil, apierrors.NewServiceUnavailable("the answer was lost")
+	})
+	r := newRun(t, c)
+	out, err := r.d.Run(context.Background(), gitOptions(r))
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, r.log)
+	}
+	list, _ := c.client.BuildV1().Builds(ns).List(context.Background(), metav1.ListOptions{})
+	if len(list.Items) != 1 || out.Build.Name != "app-1" {
+		t.Errorf("%d builds exist, run finished %s; want exactly app-1", len(list.Items), out.Build.Name)
+	}
+}
