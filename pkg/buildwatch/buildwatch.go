@@ -14,11 +14,11 @@ import (
 	buildv1 "github.com/openshift/api/build/v1"
 	buildclient "github.com/openshift/client-go/build/clientset/versioned/typed/build/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/ocbuild/ocbuild/pkg/onewatch"
 )
 
 // Terminal reports whether phase is final (anything but New, Pending, Running).
@@ -104,18 +104,10 @@ func newerThan(have, got *buildv1.Build) bool {
 // feeding every state to t, and returns the terminal build. It returns
 // ErrDeleted if the build is deleted first, or ctx's error.
 func Watch(ctx context.Context, c buildclient.BuildInterface, name string, t *Tracker) (*buildv1.Build, error) {
-	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return c.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return c.Watch(ctx, o)
-		},
-	}
-	ev, err := watchtools.UntilWithSync(ctx, listOnly{lw}, &buildv1.Build{}, nil, func(e watch.Event) (bool, error) {
+	lw := onewatch.ByName(name,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) },
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return c.Watch(ctx, o) })
+	ev, err := watchtools.UntilWithSync(ctx, lw, &buildv1.Build{}, nil, func(e watch.Event) (bool, error) {
 		switch e.Type {
 		case watch.Deleted:
 			if m, ok := e.Object.(metav1.Object); ok && m.GetName() != name {
@@ -138,14 +130,6 @@ func Watch(ctx context.Context, c buildclient.BuildInterface, name string, t *Tr
 	}
 	return ev.Object.(*buildv1.Build), nil
 }
-
-// listOnly makes the reflector list then watch instead of using the
-// streaming watch-list protocol: one object is cheap to list, and servers or
-// proxies that ignore sendInitialEvents would otherwise leave it waiting for
-// a bookmark that never comes.
-type listOnly struct{ *cache.ListWatch }
-
-func (listOnly) IsWatchListSemanticsUnSupported() bool { return true }
 
 // SetForTest feeds a state to t as a watch event would; for tests of
 // packages that consume a Tracker.

@@ -17,16 +17,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/ocbuild/ocbuild/pkg/onewatch"
 )
 
 // cancelPatch sets status.cancelled; a merge patch never conflicts.
@@ -96,24 +96,17 @@ func Stopped(tr *unstructured.Unstructured, uid string) string {
 // the informer; a Forbidden list ends the watch with that error.
 func WatchTaskRun(ctx context.Context, dc dynamic.Interface, namespace, name, uid string) (string, error) {
 	ri := dc.Resource(TaskRuns).Namespace(namespace)
-	sel := fields.OneTermEqualSelector("metadata.name", name).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return ri.Watch(ctx, o)
-		},
-	}
+	sel := onewatch.Selector(name)
+	lw := onewatch.ByName(name,
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return ri.List(ctx, o) },
+		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return ri.Watch(ctx, o) })
 	// A list answered with Forbidden would be retried forever by the
 	// informer; check once so the caller can warn and carry on.
 	if _, err := ri.List(ctx, metav1.ListOptions{FieldSelector: sel, Limit: 1}); err != nil {
 		return "", fmt.Errorf("cancellation: list taskruns: %w", err)
 	}
 	var reason string
-	_, err := watchtools.UntilWithSync(ctx, listOnly{lw}, &unstructured.Unstructured{}, nil, func(e watch.Event) (bool, error) {
+	_, err := watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(e watch.Event) (bool, error) {
 		if e.Type == watch.Deleted {
 			reason = "TaskRunDeleted"
 			return true, nil
@@ -130,11 +123,3 @@ func WatchTaskRun(ctx context.Context, dc dynamic.Interface, namespace, name, ui
 	}
 	return reason, nil
 }
-
-// listOnly makes the reflector list then watch instead of using the
-// streaming watch-list protocol: one object is cheap to list, and servers or
-// proxies that ignore sendInitialEvents would otherwise leave it waiting for
-// a bookmark that never comes.
-type listOnly struct{ *cache.ListWatch }
-
-func (listOnly) IsWatchListSemanticsUnSupported() bool { return true }
