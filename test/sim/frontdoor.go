@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -101,7 +102,7 @@ func newServingCert() (*servingCert, error) {
 
 // serveTLS serves h on a free loopback port (HTTP/2 enabled) and returns the
 // server and its https base URL.
-func serveTLS(h http.Handler, cert *servingCert, errorLog func(string)) (*http.Server, string, error) {
+func serveTLS(h http.Handler, cert *servingCert, name string, logf func(string, ...any)) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, "", err
@@ -110,11 +111,11 @@ func serveTLS(h http.Handler, cert *servingCert, errorLog func(string)) (*http.S
 		Handler:           h,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert.cert}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          nil,
+		ErrorLog:          log.New(logfWriter(logf), name+": ", 0),
 	}
 	go func() {
-		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) && errorLog != nil {
-			errorLog(err.Error())
+		if err := srv.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logf("%s: %v", name, err)
 		}
 	}()
 	return srv, "https://" + ln.Addr().String(), nil
@@ -335,7 +336,10 @@ type frontDoor struct {
 	binaryTimeout  time.Duration // instantiatebinary's start budget
 	logWaitTimeout time.Duration // builds/log's New/Pending wait
 	followCheck    time.Duration // how often a follower checks that its build still exists
-	logf           func(format string, args ...any)
+	// deliverFailGrace is how long a failed upload waits for the executor
+	// to fail the build before the auto-cancel.
+	deliverFailGrace time.Duration
+	logf             func(format string, args ...any)
 }
 
 // route is a request for one of the subresources the front door serves.
@@ -469,6 +473,7 @@ func newProxy(target *url.URL, caPEM []byte, c *chaos, logf func(string, ...any)
 		},
 		Transport:     transport,
 		FlushInterval: -1,
+		ErrorLog:      log.New(logfWriter(logf), "proxy: ", 0),
 		ModifyResponse: func(resp *http.Response) error {
 			req := resp.Request
 			if req == nil || !isBuildAPI(req.URL.Path) {
@@ -494,6 +499,14 @@ func newProxy(target *url.URL, caPEM []byte, c *chaos, logf func(string, ...any)
 			writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("error trying to reach the API server: %v", err)))
 		},
 	}, nil
+}
+
+// logfWriter adapts logf to an io.Writer for log.Logger.
+type logfWriter func(string, ...any)
+
+func (l logfWriter) Write(p []byte) (int, error) {
+	l("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 // stripDeniedBody rewrites a Status body without the webhook denial prefix.

@@ -321,6 +321,7 @@ func generateBuild(bc *buildv1.BuildConfig, req *buildv1.BuildRequest) (*buildv1
 	} else {
 		spec.Source.Binary = nil // a Binary BuildConfig instantiated without binary loses it
 	}
+	spec.Source.Type = "" // derived again from the source set
 	return b, nil
 }
 
@@ -395,7 +396,7 @@ func (f *frontDoor) serveInstantiateBinary(w http.ResponseWriter, r *http.Reques
 	if err := f.sources.Deliver(r.Context(), Key{Namespace: ns, Name: b.Name}, asFile, r.Body); err != nil {
 		// The executor fails a build whose upload it cannot extract: give it
 		// a moment, so the build keeps that outcome instead of a cancel.
-		if fb := f.awaitEnd(ns, b.Name, 5*time.Second); fb != nil && selfEnded(fb.Status.Phase) {
+		if fb := f.awaitEnd(ns, b.Name, f.deliverFailGrace); fb != nil && selfEnded(fb.Status.Phase) {
 			ended = true
 		}
 		writeStatus(w, apierrors.NewInternalError(err))

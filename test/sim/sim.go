@@ -172,7 +172,7 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 		return nil, err
 	}
 	access := sarChecker{kube: kube}
-	whSrv, whURL, err := serveTLS(&admitter{access: access, loopbackUser: loopbackUser}, cert, func(m string) { s.logf("webhook server: %s", m) })
+	whSrv, whURL, err := serveTLS(&admitter{access: access, loopbackUser: loopbackUser}, cert, "webhook server", s.logf)
 	if err != nil {
 		return nil, err
 	}
@@ -218,21 +218,22 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 		return nil, err
 	}
 	fd := &frontDoor{
-		kube:           kube,
-		builds:         builds,
-		authn:          newTokenReviewer(kube),
-		access:         access,
-		logs:           s.logs,
-		sources:        sources,
-		chaos:          s.chaos,
-		stats:          s.stats,
-		proxy:          proxy,
-		binaryTimeout:  s.opts.InstantiateBinaryTimeout,
-		logWaitTimeout: s.opts.LogWaitTimeout,
-		followCheck:    5 * time.Second,
-		logf:           s.logf,
+		kube:             kube,
+		builds:           builds,
+		authn:            newTokenReviewer(kube),
+		access:           access,
+		logs:             s.logs,
+		sources:          sources,
+		chaos:            s.chaos,
+		stats:            s.stats,
+		proxy:            proxy,
+		binaryTimeout:    s.opts.InstantiateBinaryTimeout,
+		logWaitTimeout:   s.opts.LogWaitTimeout,
+		followCheck:      5 * time.Second,
+		deliverFailGrace: 5 * time.Second,
+		logf:             s.logf,
 	}
-	fdSrv, fdURL, err := serveTLS(fd, cert, func(m string) { s.logf("front door: %s", m) })
+	fdSrv, fdURL, err := serveTLS(fd, cert, "front door", s.logf)
 	if err != nil {
 		return nil, err
 	}
