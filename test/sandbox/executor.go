@@ -132,7 +132,11 @@ func (sb *Sandbox) startExecutor(ctx, runCtx context.Context) error {
 		runs:   map[types.UID]*run{},
 		pods:   map[string]*run{},
 	}
-	e.log = zap.New(zapCoreTo(logFile)).Sugar()
+	var logOut io.Writer = logFile
+	if sb.opts.ExecutorLog != nil {
+		logOut = io.MultiWriter(logFile, sb.opts.ExecutorLog)
+	}
+	e.log = zap.New(zapCoreTo(logOut)).Sugar()
 	e.ctx, e.cancel = context.WithCancel(runCtx)
 	sb.Executor = e
 	return e.start(ctx)

@@ -91,6 +91,10 @@ type Options struct {
 	// feature flag (ConfigMap tekton-pipelines/feature-flags, read by the
 	// executor at every cancel, so it can be switched while running).
 	KeepPodOnCancel bool
+	// ExecutorLog, if set, also receives the executor's log lines (TaskRuns
+	// started, steps run and how they ended); they always go to
+	// <Dir>/logs/executor.log.
+	ExecutorLog io.Writer
 	// FrontDoor, if set, starts a front door; steps' kubeconfigs then point
 	// at it instead of the API server.
 	FrontDoor FrontDoorFunc

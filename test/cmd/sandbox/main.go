@@ -33,6 +33,7 @@ func main() {
 		KeepPodOnCancel: *keepPod,
 		StepVersion:     *stepVersion,
 		OcbuildImages:   ocbuildImages,
+		ExecutorLog:     os.Stdout,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
