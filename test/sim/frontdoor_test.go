@@ -205,10 +205,10 @@ func TestPathPattern(t *testing.T) {
 		"/apis/build.openshift.io/v1/namespaces/ns/builds":                       "/apis/build.openshift.io/v1/namespaces/{ns}/builds",
 		"/apis/build.openshift.io/v1/namespaces/ns/builds/app-1":                 "/apis/build.openshift.io/v1/namespaces/{ns}/builds/{name}",
 		"/apis/build.openshift.io/v1/watch/namespaces/ns/builds/app-1":           "/apis/build.openshift.io/v1/watch/namespaces/{ns}/builds/{name}",
-		"/api/v1/namespaces/ns":                                                  "/api/v1/namespaces/{name}",
-		"/api/v1/namespaces/ns/secrets/s":                                        "/api/v1/namespaces/{ns}/secrets/{name}",
-		"/apis/build.openshift.io/v1/builds":                                     "/apis/build.openshift.io/v1/builds",
-		"/version":                                                               "/version",
+		"/api/v1/namespaces/ns":              "/api/v1/namespaces/{name}",
+		"/api/v1/namespaces/ns/secrets/s":    "/api/v1/namespaces/{ns}/secrets/{name}",
+		"/apis/build.openshift.io/v1/builds": "/apis/build.openshift.io/v1/builds",
+		"/version":                           "/version",
 	} {
 		if got := pathPattern(in); got != want {
 			t.Errorf("pathPattern(%s) = %s, want %s", in, got, want)
