@@ -811,6 +811,11 @@ func (r *run) runStep(ctx context.Context, i int, step v1.Step, w *waiter) (exit
 	tr := r.tr
 	container := r.pod.Spec.Containers[i].Name
 	bin, known := r.e.binaryFor(step.Image)
+	if step.Script != "" {
+		// Tekton runs a script as an executable file; here it runs on the
+		// host, whatever the image.
+		bin, known = "", true
+	}
 	if !known {
 		msg := fmt.Sprintf("the sandbox maps no binary to image %q", step.Image)
 		r.setWaiting(i, "ErrImagePull", msg)
@@ -836,7 +841,21 @@ func (r *run) runStep(ctx context.Context, i int, step v1.Step, w *waiter) (exit
 	for _, a := range step.Args {
 		argv = append(argv, expand(a))
 	}
-	if bin == "" { // host image: command[0] from PATH
+	if step.Script != "" {
+		script := step.Script
+		if !strings.HasPrefix(script, "#!") {
+			script = "#!/bin/sh\nset -e\n" + script // Tekton's default shebang
+		}
+		bin = filepath.Join(r.dir, "scripts", fmt.Sprintf("script-%d", i))
+		err := os.MkdirAll(filepath.Dir(bin), 0o755)
+		if err == nil {
+			err = os.WriteFile(bin, []byte(paths.rewrite(script)), 0o755)
+		}
+		if err != nil {
+			r.fail(ctx, v1.TaskRunReasonPodCreationFailed, err.Error())
+			return 0, false
+		}
+	} else if bin == "" { // host image: command[0] from PATH
 		if len(argv) == 0 {
 			bin = "true"
 		} else {
