@@ -29,13 +29,18 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## bench: benchmarks (not part of test)
+## bench: benchmarks (not part of test): unit benchmarks, then the sandbox figures
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	cd test && $(GO) run ./cmd/bench
 
 ## sandbox: run the local sandbox cluster in the foreground
 sandbox:
 	cd test && $(GO) run ./cmd/sandbox
+
+## demo: sandbox + strategies + a BuildRun through ocbuild; prints digest, size, commit
+demo:
+	cd test && $(GO) run ./cmd/demo
 
 clean:
 	rm -rf bin dist .sandbox
