@@ -14,13 +14,14 @@ import (
 
 	buildv1 "github.com/openshift/api/build/v1"
 	buildclient "github.com/openshift/client-go/build/clientset/versioned"
-	buildinformers "github.com/openshift/client-go/build/informers/externalversions"
 	buildlisters "github.com/openshift/client-go/build/listers/build/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
@@ -66,10 +67,9 @@ type Controller struct {
 	kube    kubernetes.Interface
 	initErr error
 
-	factory buildinformers.SharedInformerFactory
-	lister  buildlisters.BuildLister
-	synced  cache.InformerSynced
-	queue   workqueue.TypedRateLimitingInterface[Key]
+	informer cache.SharedIndexInformer
+	lister   buildlisters.BuildLister
+	queue    workqueue.TypedRateLimitingInterface[Key]
 
 	runCtx   context.Context
 	policyMu sync.Mutex // serialises the start decisions
@@ -123,11 +123,20 @@ func newController(o ControllerOptions, client buildclient.Interface, kube kuber
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[Key](),
 			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "sim-builds"}),
 	}
-	c.factory = buildinformers.NewSharedInformerFactory(client, 10*time.Minute)
-	inf := c.factory.Build().V1().Builds()
-	c.lister = inf.Lister()
-	c.synced = inf.Informer().HasSynced
-	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	// The reflector uses the watch-list protocol unless the client says it
+	// does not support it (as client-go's fakes do).
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+			return client.BuildV1().Builds(metav1.NamespaceAll).List(ctx, opts)
+		},
+		WatchFuncWithContext: func(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+			return client.BuildV1().Builds(metav1.NamespaceAll).Watch(ctx, opts)
+		},
+	}
+	c.informer = cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, client), &buildv1.Build{},
+		10*time.Minute, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	c.lister = buildlisters.NewBuildLister(c.informer.GetIndexer())
+	_, _ = c.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { c.enqueueWithSiblings(obj) },
 		UpdateFunc: func(old, cur any) {
 			ob, _ := old.(*buildv1.Build)
@@ -194,10 +203,14 @@ func (c *Controller) Run(ctx context.Context) error {
 		return c.initErr
 	}
 	c.runCtx = ctx
-	c.factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+	informerDone := make(chan struct{})
+	go func() {
+		defer close(informerDone)
+		c.informer.RunWithContext(ctx)
+	}()
+	if !cache.WaitForCacheSync(ctx.Done(), c.informer.HasSynced) {
 		c.queue.ShutDown()
-		c.factory.Shutdown()
+		<-informerDone
 		return ctx.Err()
 	}
 	const workers = 4
@@ -219,7 +232,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	wg.Wait()
 	c.wg.Wait()
-	c.factory.Shutdown()
+	<-informerDone
 	return nil
 }
 
@@ -408,7 +421,9 @@ func (c *Controller) stayNew(ctx context.Context, b *buildv1.Build, reason build
 // unresolvableReference: the sandbox has no image streams, so ImageStreamTag
 // and ImageStreamImage references never resolve.
 func unresolvableReference(b *buildv1.Build) (buildv1.StatusReason, bool) {
-	isStream := func(kind string) bool { return kind == "ImageStreamTag" || kind == "ImageStreamImage" || kind == "ImageStream" }
+	isStream := func(kind string) bool {
+		return kind == "ImageStreamTag" || kind == "ImageStreamImage" || kind == "ImageStream"
+	}
 	if to := b.Spec.Output.To; to != nil && isStream(to.Kind) {
 		return buildv1.StatusReasonInvalidOutputReference, true
 	}

@@ -287,6 +287,10 @@ func (lx lexer) dollar(rs []rune) (string, int, error) {
 	if len(rs) < 2 {
 		return "$", 1, nil
 	}
+	if rs[1] >= '0' && rs[1] <= '9' {
+		v, _ := lx.get(string(rs[1])) // a positional parameter: unset
+		return v, 2, nil
+	}
 	if rs[1] != '{' {
 		j := 1
 		for j < len(rs) && isNameRune(rs[j], j == 1) {

@@ -231,7 +231,7 @@ func (e *executor) run(ctx context.Context) outcome {
 	e.stage(buildv1.StageFetchInputs, buildv1.StepFetchGitSource, start)
 	ctxDir := src
 	if cd := e.b.Spec.Source.ContextDir; cd != "" {
-		ctxDir = filepath.Join(src, filepath.FromSlash(path.Clean("/" + cd)))
+		ctxDir = filepath.Join(src, filepath.FromSlash(path.Clean("/"+cd)))
 		if fi, err := os.Stat(ctxDir); err != nil || !fi.IsDir() {
 			e.logf("error: provided context directory does not exist: %s", cd)
 			return failed(buildv1.StatusReasonInvalidContextDirectory)

@@ -490,13 +490,13 @@ func seedBuilder(base v1.Image, lang, version string, env []string) (v1.Image, e
 			"PLATFORM=el9",
 		}, env...)
 		cf.Config.Labels = map[string]string{
-			"io.openshift.s2i.scripts-url":  "image:///usr/libexec/s2i",
-			"io.s2i.scripts-url":            "image:///usr/libexec/s2i",
-			"io.openshift.expose-services":  "8080:http",
-			"io.openshift.tags":             "builder," + lang,
-			"io.k8s.display-name":           lang + " " + version + " (ocbuild sandbox)",
-			"io.k8s.description":            "A simulated " + lang + " S2I builder image.",
-			"name":                          "ocbuild-sim/" + lang + "-builder",
+			"io.openshift.s2i.scripts-url":   "image:///usr/libexec/s2i",
+			"io.s2i.scripts-url":             "image:///usr/libexec/s2i",
+			"io.openshift.expose-services":   "8080:http",
+			"io.openshift.tags":              "builder," + lang,
+			"io.k8s.display-name":            lang + " " + version + " (ocbuild sandbox)",
+			"io.k8s.description":             "A simulated " + lang + " S2I builder image.",
+			"name":                           "ocbuild-sim/" + lang + "-builder",
 			"io.openshift.s2i.assemble-user": "1001",
 		}
 		cf.Config.User = "1001"
