@@ -496,3 +496,33 @@ MAINTAINER someone
 		t.Errorf("onbuild %q author %q", cf.Config.OnBuild, cf.Author)
 	}
 }
+
+// TestDockerBuildRepoSamples builds the Dockerfiles the sandbox's git
+// repositories and the samples carry, with the seeded mirrors.
+func TestDockerBuildRepoSamples(t *testing.T) {
+	reg := seededRegistry(t)
+	dirs, _ := filepath.Glob("../testdata/repos/*")
+	dirs = append(dirs, "../../samples/apps/go-hello")
+	for _, dir := range dirs {
+		if _, err := os.Stat(filepath.Join(dir, "Dockerfile")); err != nil {
+			continue
+		}
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			tb := &testBuild{reg: reg, dir: dir}
+			img, err := tb.run(t, "", func(o *dockerBuildOptions) { o.BuildArgs = []kv{{"GO_LDFLAGS", "-s"}} })
+			if filepath.Base(dir) == "broken-docker" {
+				var bf *buildFailure
+				if !errors.As(err, &bf) || bf.Reason != buildv1.StatusReasonDockerBuildFailed || !strings.Contains(tb.log(), "does-not-exist.txt") {
+					t.Errorf("broken-docker: %v\n%s", err, tb.log())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("%v\n%s", err, tb.log())
+			}
+			if _, err := img.Digest(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
