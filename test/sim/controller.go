@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -375,6 +377,7 @@ func (c *Controller) handleNew(ctx context.Context, b *buildv1.Build) error {
 		if missing, err := c.missingResources(ctx, b); err != nil {
 			return err
 		} else if len(missing) > 0 {
+			c.queue.AddAfter(k, c.secretRecheck) // look again: they may be created
 			return c.stayNew(ctx, b, buildv1.StatusReasonGenericBuildFailed, "These resources do not exist: "+strings.Join(missing, ", "))
 		}
 	}
@@ -715,6 +718,67 @@ func (c *Controller) prune(ctx context.Context, b *buildv1.Build) {
 		c.logf("build %s/%s: pruned (history limits of %s)", v.Namespace, v.Name, bcName)
 		c.o.Logs.Delete(keyOf(v))
 	}
+}
+
+// copyBuildInputs puts the build's input secrets and config maps into the
+// context directory (at destinationDir), as the builder does; source images
+// are not supported.
+func (c *Controller) copyBuildInputs(ctx context.Context, b *buildv1.Build, ctxDir string, logf func(string)) error {
+	write := func(kind, name, dest string, data map[string][]byte) error {
+		dir := filepath.Join(ctxDir, filepath.FromSlash(path.Clean("/"+dest)))
+		if !within(ctxDir, dir) {
+			return fmt.Errorf("%s %q: destinationDir %q leaves the context directory", kind, name, dest)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		for _, k := range simKeys(data) {
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(k)), data[k], 0o600); err != nil {
+				return err
+			}
+		}
+		logf(fmt.Sprintf("Copying %s %q to %q", kind, name, path.Clean("/" + dest)))
+		return nil
+	}
+	for _, s := range b.Spec.Source.Secrets {
+		sec, err := c.kube.CoreV1().Secrets(b.Namespace).Get(ctx, s.Secret.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading secret %q: %v", s.Secret.Name, err)
+		}
+		if err := write("secret", s.Secret.Name, s.DestinationDir, sec.Data); err != nil {
+			return err
+		}
+	}
+	for _, cmSrc := range b.Spec.Source.ConfigMaps {
+		cm, err := c.kube.CoreV1().ConfigMaps(b.Namespace).Get(ctx, cmSrc.ConfigMap.Name, metav1.GetOptions{})
+		if err != nil {
+			return fmt.Errorf("reading config map %q: %v", cmSrc.ConfigMap.Name, err)
+		}
+		data := map[string][]byte{}
+		for k, v := range cm.Data {
+			data[k] = []byte(v)
+		}
+		for k, v := range cm.BinaryData {
+			data[k] = v
+		}
+		if err := write("config map", cmSrc.ConfigMap.Name, cmSrc.DestinationDir, data); err != nil {
+			return err
+		}
+	}
+	for _, img := range b.Spec.Source.Images {
+		logf(fmt.Sprintf("warning: image source %s is not supported by the simulator; its paths are not copied", img.From.Name))
+	}
+	return nil
+}
+
+// simKeys returns m's keys in order.
+func simKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // resolveEnv resolves the strategy environment (values, and valueFrom

@@ -967,3 +967,38 @@ func TestControllerDeleteRunning(t *testing.T) {
 		t.Error("the log of a deleted build is kept")
 	}
 }
+
+func TestControllerBuildInputs(t *testing.T) {
+	h := newCtrlHarness(t)
+	b := longBuild("in-1", "in", 1, "", h.reg)
+	b.Spec.Strategy.DockerStrategy.Env = nil
+	b.Spec.Source.Dockerfile = ptr("FROM scratch\nCOPY . /ctx/\n")
+	b.Spec.Source.Secrets = []buildv1.SecretBuildSource{{Secret: corev1.LocalObjectReference{Name: "creds"}, DestinationDir: "secrets"}}
+	b.Spec.Source.ConfigMaps = []buildv1.ConfigMapBuildSource{{ConfigMap: corev1.LocalObjectReference{Name: "settings"}}}
+	h.create(b)
+	got := h.waitFor("in-1", "got a reason", func(b *buildv1.Build) bool { return b.Status.Reason != "" })
+	if got.Status.Phase != buildv1.BuildPhaseNew || got.Status.Reason != buildv1.StatusReasonGenericBuildFailed ||
+		got.Status.Message != "These resources do not exist: secret/creds, configmap/settings" {
+		t.Fatalf("missing inputs: %+v", got.Status)
+	}
+	if _, err := h.kube.CoreV1().Secrets("ns").Create(h.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "ns"},
+		Data: map[string][]byte{"token": []byte("s3cr3t")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.kube.CoreV1().ConfigMaps("ns").Create(h.ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: "ns"},
+		Data: map[string]string{"app.conf": "x=1"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitPhase("in-1", buildv1.BuildPhaseComplete)
+	img, err := pullImage(h.ctx, h.reg, b.Spec.Output.To.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := imageFiles(t, img)
+	if files["ctx/secrets/token"] != "s3cr3t" || files["ctx/app.conf"] != "x=1" {
+		t.Errorf("inputs not in the context: %v", files)
+	}
+	if log := h.log("in-1"); !strings.Contains(log, `Copying secret "creds" to "/secrets"`) {
+		t.Errorf("log:\n%s", log)
+	}
+}

@@ -248,6 +248,14 @@ func (e *executor) run(ctx context.Context) outcome {
 		}
 	}
 
+	if err := e.c.copyBuildInputs(ctx, e.b, ctxDir, e.log); err != nil {
+		if ctx.Err() != nil {
+			return outcome{}
+		}
+		e.logf("error: %v", err)
+		return failed(buildv1.StatusReasonFetchSourceFailed)
+	}
+
 	if k.duration > 0 {
 		if !e.simulateDuration(ctx, runningSince, k.duration) {
 			return outcome{}
