@@ -737,7 +737,7 @@ func (c *Controller) copyBuildInputs(ctx context.Context, b *buildv1.Build, ctxD
 				return err
 			}
 		}
-		logf(fmt.Sprintf("Copying %s %q to %q", kind, name, path.Clean("/" + dest)))
+		logf(fmt.Sprintf("Copying %s %q to %q", kind, name, path.Clean("/"+dest)))
 		return nil
 	}
 	for _, s := range b.Spec.Source.Secrets {
