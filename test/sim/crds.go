@@ -35,7 +35,10 @@ func CRDs() []*apiextensionsv1.CustomResourceDefinition {
 			"kind":       {Type: "string"},
 			"metadata":   {Type: "object"},
 			"spec":       {Type: "object", XPreserveUnknownFields: &preserve},
-			"status":     {Type: "object", XPreserveUnknownFields: &preserve},
+			"status": {Type: "object", XPreserveUnknownFields: &preserve, Properties: map[string]apiextensionsv1.JSONSchemaProps{
+				// Declared for the status.phase field selector.
+				"phase": {Type: "string"},
+			}},
 		},
 	}}
 	crd := func(plural, singular, kind string, shortNames []string, columns []apiextensionsv1.CustomResourceColumnDefinition, selectable []apiextensionsv1.SelectableField) *apiextensionsv1.CustomResourceDefinition {
