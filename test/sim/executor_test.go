@@ -34,7 +34,7 @@ func TestSandboxBuilds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	s := New(Options{})
+	s := New(Options{Out: testWriter{t}})
 	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: filepath.Join(dir, "sb"), FrontDoor: s.FrontDoor(), Out: testWriter{t}})
 	if err != nil {
 		t.Fatal(err)
