@@ -25,9 +25,14 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/ocbuild/ocbuild/test/sandbox"
 	"github.com/ocbuild/ocbuild/test/sim"
@@ -179,9 +184,51 @@ func TestSimulatorInSandbox(t *testing.T) {
 	}
 	s.SetChaos(sim.Chaos{})
 
+	// Chaos: watches dropped every second and log streams cut; a client
+	// that re-watches still sees the build through.
+	slow := bc.DeepCopy()
+	slow.Name = "slow"
+	slow.Spec.Strategy.DockerStrategy.Env = []corev1.EnvVar{{Name: "OCBUILD_SIM_DURATION", Value: "4s"}}
+	if _, err := bcs.Create(ctx, slow, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bcs.Instantiate(ctx, "slow", &buildv1.BuildRequest{ObjectMeta: metav1.ObjectMeta{Name: "slow"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s.ResetStats()
+	s.SetChaos(sim.Chaos{WatchDropEvery: time.Second, LogCutRate: 1})
+	sel := fields.OneTermEqualSelector("metadata.name", "slow-1").String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return builds.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return builds.Watch(ctx, o)
+		},
+	}
+	wctx, wcancel := context.WithTimeout(ctx, 2*time.Minute)
+	ev, err := watchtools.UntilWithSync(wctx, lw, &buildv1.Build{}, nil, func(e watch.Event) (bool, error) {
+		b, ok := e.Object.(*buildv1.Build)
+		return ok && (b.Status.Phase == "Complete" || b.Status.Phase == "Failed"), nil
+	})
+	wcancel()
+	if err != nil || ev.Object.(*buildv1.Build).Status.Phase != "Complete" {
+		t.Errorf("watching slow-1 under chaos: %v", err)
+	}
+	if n := s.Stats()["WATCH /apis/build.openshift.io/v1/namespaces/{ns}/builds"]; n < 3 {
+		t.Errorf("%d watches of a 4 s build dropped every second, want at least 3", n)
+	}
+	cut := readLog(t, ctx, step, "slow-1", &buildv1.BuildLogOptions{})
+	s.SetChaos(sim.Chaos{})
+	full := readLog(t, ctx, step, "slow-1", &buildv1.BuildLogOptions{})
+	if len(cut) >= len(full) || !strings.HasPrefix(full, cut) {
+		t.Errorf("cut log %q is not a strict prefix of %q", cut, full)
+	}
+
 	stats := s.Stats()
-	if stats["POST /apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/{name}/instantiate"] < 1 ||
-		stats["POST /apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/{name}/instantiatebinary"] != 1 {
+	if stats["GET /apis/build.openshift.io/v1/namespaces/{ns}/builds/{name}/log"] != 2 {
 		t.Errorf("stats: %v", stats)
 	}
 
