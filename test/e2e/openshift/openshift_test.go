@@ -14,6 +14,7 @@ import (
 	buildv1 "github.com/openshift/api/build/v1"
 	buildv1beta1 "github.com/shipwright-io/build/pkg/apis/build/v1beta1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -151,9 +152,21 @@ func TestFailingBuild(t *testing.T) {
 			if !closed || len(log) == 0 {
 				t.Fatalf("the simulator has no complete log for %s", ob.Name)
 			}
+			// OpenShift's status.logSnippet is the log's tail (long lines
+			// elided in the middle); the message carries it.
+			snippet := lines(ob.Status.LogSnippet)
+			if len(snippet) == 0 {
+				t.Fatalf("OpenShift build %s has no status.logSnippet", ob.Name)
+			}
+			if last := snippet[len(snippet)-1]; !strings.Contains(fd.Message, last) {
+				t.Errorf("failureDetails.message does not contain the log snippet's last line %q:\n%s", last, fd.Message)
+			}
 			tail := log[len(log)-1]
-			if !strings.Contains(fd.Message, tail) {
-				t.Errorf("failureDetails.message does not end with the build log's last line %q:\n%s", tail, fd.Message)
+			if len(tail) > 40 {
+				tail = tail[len(tail)-40:]
+			}
+			if !strings.HasSuffix(fd.Message, tail) {
+				t.Errorf("failureDetails.message does not end like the build log's last line (…%q):\n%s", tail, fd.Message)
 			}
 			if fd.Location == nil || fd.Location.Container != "step-"+stepName {
 				t.Errorf("failureDetails.location = %+v, want container step-%s", fd.Location, stepName)
@@ -248,6 +261,19 @@ func TestCancel(t *testing.T) {
 			if status != corev1.ConditionFalse || reason != buildv1beta1.BuildRunStateCancel {
 				t.Errorf("BuildRun condition = %s/%s: %s, want False/%s", status, reason, msg, buildv1beta1.BuildRunStateCancel)
 			}
+			// keep-pod-on-cancel SIGKILLs the step at once: the build was
+			// cancelled by the step's TaskRun watch, not a signal handler.
+			var exit string
+			tr := taskRunName(t, done)
+			poll(ctx, t, time.Minute, "the step process to end", func(context.Context) (bool, error) {
+				var err error
+				exit, err = sb.Executor.StepExit(ns, tr, stepName)
+				return err == nil, nil
+			})
+			if tc.keepPod && exit != "signal: killed" {
+				t.Errorf("step ended %q, want SIGKILL (keep-pod-on-cancel)", exit)
+			}
+			t.Logf("the step process ended: %s", exit)
 			final, err := builds.BuildV1().Builds(ns).Get(ctx, ob.Name, metav1.GetOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -376,8 +402,15 @@ func TestExistingBuildConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.Generation != bc.Generation {
-		t.Errorf("BuildConfig %s changed (generation %d -> %d); openshift-buildconfig must leave it alone", bc.Name, bc.Generation, after.Generation)
+	// Instantiating bumps status.lastVersion; the spec, labels and
+	// annotations stay as the user wrote them.
+	if !equality.Semantic.DeepEqual(after.Spec, bc.Spec) || !equality.Semantic.DeepEqual(after.Labels, bc.Labels) ||
+		!equality.Semantic.DeepEqual(after.Annotations, bc.Annotations) {
+		t.Errorf("BuildConfig %s changed; openshift-buildconfig must leave it alone:\nbefore %+v %+v\n%+v\nafter %+v %+v\n%+v",
+			bc.Name, bc.Labels, bc.Annotations, bc.Spec, after.Labels, after.Annotations, after.Spec)
+	}
+	if after.Status.LastVersion != 1 {
+		t.Errorf("BuildConfig %s status.lastVersion = %d, want 1", bc.Name, after.Status.LastVersion)
 	}
 }
 
