@@ -275,6 +275,12 @@ func (c *Controller) releaseSource(k Key) {
 	}
 }
 
+func (c *Controller) forgetSource(k Key) {
+	if r, ok := c.o.Sources.(interface{ Forget(Key) }); ok {
+		r.Forget(k)
+	}
+}
+
 // sync brings one build forward.
 func (c *Controller) sync(ctx context.Context, k Key) error {
 	b, err := c.lister.Builds(k.Namespace).Get(k.Name)
@@ -283,7 +289,7 @@ func (c *Controller) sync(ctx context.Context, k Key) error {
 		c.stopRun(k, errDeleted)
 		c.o.Logs.Delete(k)
 		if c.run(k) == nil {
-			c.releaseSource(k)
+			c.forgetSource(k)
 		}
 		return nil
 	}
@@ -649,6 +655,9 @@ func (c *Controller) finish(ctx context.Context, k Key, phase buildv1.BuildPhase
 	c.o.Logs.Close(k)
 	if changed {
 		c.logf("build %s/%s: %s %s", k.Namespace, k.Name, phase, reason)
+		if isBinary(updated) {
+			c.releaseSource(k) // a pending upload fails at once
+		}
 		c.prune(ctx, updated)
 	}
 	return changed, nil
@@ -717,6 +726,7 @@ func (c *Controller) prune(ctx context.Context, b *buildv1.Build) {
 		}
 		c.logf("build %s/%s: pruned (history limits of %s)", v.Namespace, v.Name, bcName)
 		c.o.Logs.Delete(keyOf(v))
+		c.forgetSource(keyOf(v))
 	}
 }
 

@@ -158,6 +158,11 @@ func (s *dirSources) Deliver(ctx context.Context, k Key, asFile string, body io.
 	}
 	sl.delivered = true
 	s.mu.Unlock()
+	select {
+	case <-sl.released:
+		return fmt.Errorf("build %s/%s has ended", k.Namespace, k.Name)
+	default:
+	}
 
 	dir, err := s.newDir(k)
 	if err == nil {
@@ -173,6 +178,15 @@ func (s *dirSources) Deliver(ctx context.Context, k Key, asFile string, body io.
 	s.mu.Unlock()
 	select {
 	case <-sl.taken:
+	case <-sl.released:
+		// The build ended (cancelled, failed, deleted) before reading it.
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+		}
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("build %s/%s ended before it read its source", k.Namespace, k.Name)
 	case <-ctx.Done():
 		// Nobody took it (the build was cancelled or never ran): forget it.
 		s.mu.Lock()
@@ -211,16 +225,11 @@ func (s *dirSources) Await(ctx context.Context, k Key) (string, error) {
 	}
 }
 
-// Release forgets the build's upload and removes its directory (called by
-// the executor when the build ends, and when a build is deleted).
+// Release ends the build's use of its upload (called by the executor when
+// the build ends): the directory is removed, and a Deliver still waiting, or
+// arriving later, fails at once.
 func (s *dirSources) Release(k Key) {
-	s.mu.Lock()
-	sl := s.slots[k]
-	delete(s.slots, k)
-	s.mu.Unlock()
-	if sl == nil {
-		return
-	}
+	sl := s.slot(k)
 	sl.relOnce.Do(func() { close(sl.released) })
 	select {
 	case <-sl.ready:
@@ -229,6 +238,14 @@ func (s *dirSources) Release(k Key) {
 		}
 	default:
 	}
+}
+
+// Forget drops everything about the build (it was deleted).
+func (s *dirSources) Forget(k Key) {
+	s.Release(k)
+	s.mu.Lock()
+	delete(s.slots, k)
+	s.mu.Unlock()
 }
 
 func (s *dirSources) newDir(k Key) (string, error) {

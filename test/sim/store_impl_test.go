@@ -7,9 +7,11 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -157,4 +159,47 @@ func TestSourcesBadArchive(t *testing.T) {
 	if _, err := s.Await(cctx, Key{"ns", "bc-3"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("Await without Deliver: %v", err)
 	}
+}
+
+func TestSourcesReleased(t *testing.T) {
+	s := NewSources(t.TempDir()).(*dirSources)
+	ctx := context.Background()
+	// the build ends while the upload waits to be read
+	k := Key{"ns", "bc-1"}
+	errc := make(chan error, 1)
+	body := &eofSignal{r: bytes.NewReader(tarGz(t, map[string]string{"a": "b"})), eof: make(chan struct{})}
+	go func() { errc <- s.Deliver(ctx, k, "", body) }()
+	<-body.eof // Deliver is past its start
+	s.Release(k)
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "ended before it read its source") {
+		t.Errorf("Deliver: %v", err)
+	}
+	// and an upload arriving after the end fails at once
+	if err := s.Deliver(ctx, Key{"ns", "bc-1"}, "", strings.NewReader("")); err == nil {
+		t.Error("delivery to an ended build accepted")
+	}
+	k2 := Key{"ns", "bc-2"}
+	s.Release(k2)
+	if err := s.Deliver(ctx, k2, "", strings.NewReader("")); err == nil || !strings.Contains(err.Error(), "has ended") {
+		t.Errorf("Deliver after Release: %v", err)
+	}
+	s.Forget(k2)
+	if _, ok := s.slots[k2]; ok {
+		t.Error("Forget kept the slot")
+	}
+}
+
+// eofSignal closes eof when r is read to the end.
+type eofSignal struct {
+	r    io.Reader
+	eof  chan struct{}
+	once sync.Once
+}
+
+func (e *eofSignal) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.once.Do(func() { close(e.eof) })
+	}
+	return n, err
 }
