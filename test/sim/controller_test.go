@@ -3,6 +3,8 @@ package sim
 import (
 	"context"
 	"fmt"
+	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1000,5 +1002,40 @@ func TestControllerBuildInputs(t *testing.T) {
 	}
 	if log := h.log("in-1"); !strings.Contains(log, `Copying secret "creds" to "/secrets"`) {
 		t.Errorf("log:\n%s", log)
+	}
+}
+
+// TestControllerGitMirror clones a repository the sandbox cannot reach from
+// the sandbox git server (<GitURL>/<name>.git), logging the original URL.
+func TestControllerGitMirror(t *testing.T) {
+	h := newCtrlHarness(t)
+	work, head := gitRepo(t, map[string]string{"app/Dockerfile": "FROM scratch\nCOPY . /src/\n", "app/f": "x"})
+	root := t.TempDir()
+	cmd := exec.Command("git", "clone", "-q", "--bare", work, filepath.Join(root, "mirrored.git"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	gitPath, err := exec.LookPath("git")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(&cgi.Handler{Path: gitPath, Args: []string{"http-backend"},
+		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "HOME=" + root}})
+	defer srv.Close()
+	h.c.o.GitURL = srv.URL
+
+	b := dockerGitBuild("m-1", "m", 1, "https://github.com/example/mirrored", h.reg)
+	h.create(b)
+	done := h.waitPhase("m-1", buildv1.BuildPhaseComplete)
+	if done.Spec.Revision == nil || done.Spec.Revision.Git.Commit != head {
+		t.Errorf("revision %+v, want %s", done.Spec.Revision, head)
+	}
+	if log := h.log("m-1"); !strings.Contains(log, `Cloning "https://github.com/example/mirrored" ...`) {
+		t.Errorf("log:\n%s", log)
+	}
+	// a repository the server lacks is cloned from its own URL (and fails)
+	h.create(dockerGitBuild("n-1", "n", 1, "http://127.0.0.1:1/none.git", h.reg))
+	if b := h.waitFor("n-1", "ended", func(b *buildv1.Build) bool { return isTerminal(b.Status.Phase) }); b.Status.Reason != buildv1.StatusReasonFetchSourceFailed {
+		t.Errorf("unreachable repository: %+v", b.Status)
 	}
 }
