@@ -292,7 +292,11 @@ func (d *demo) report(ctx context.Context, br *buildv1beta1.BuildRun) int {
 	if head := d.sb.RepoHeads[sampleApp]; commit != head {
 		return fail("the BuildRun reports commit %q, but %s.git's HEAD is %s", commit, sampleApp, head)
 	}
-	fmt.Printf("verified: registry has %s@%s (%d bytes: config + %d layers); commit %s is %s.git's HEAD\n",
-		ref, img.Digest, img.Size, img.Layers, commit, sampleApp)
+	layers := fmt.Sprintf("%d layers", img.Layers)
+	if img.Layers == 1 {
+		layers = "1 layer"
+	}
+	fmt.Printf("verified: registry has %s@%s (%d bytes: config + %s); commit %s is %s.git's HEAD\n",
+		ref, img.Digest, img.Size, layers, commit, sampleApp)
 	return 0
 }

@@ -1,0 +1,613 @@
+// Command bench is the sandbox half of `make bench`: it starts the sandbox
+// with the OpenShift Build API simulator, installs strategies/ and the
+// namespaced RBAC, and prints a table of what the ocbuild step costs on top
+// of the OpenShift build it drives:
+//
+//   - step overhead: the step's wall time minus the OpenShift build's own
+//     duration (Running → Complete), median over -runs BuildRuns of a build
+//     the simulator holds in Running for -sim-duration;
+//   - build complete → step exit: from the moment a watch sees the build
+//     Complete to the step process's exit;
+//   - API requests per build, counted at the front door (every request the
+//     step makes goes through it);
+//   - upload throughput and the step's peak RSS for a generated tree
+//     (-tree-size bytes in -tree-files files), running the ocbuild binary
+//     directly (`ocbuild build --source-dir …`) with the token of a service
+//     account bound to the shipped Role.
+//
+// Times come from the sandbox's records: the step's start (the StartedAt the
+// executor writes in the step's termination message, millisecond precision)
+// and exit (the mtime of the executor's exit record), and a watch on the
+// builds (OpenShift's own status timestamps have one-second resolution).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	buildv1 "github.com/openshift/api/build/v1"
+	buildclient "github.com/openshift/client-go/build/clientset/versioned"
+	buildinformers "github.com/openshift/client-go/build/informers/externalversions"
+	buildv1beta1 "github.com/shipwright-io/build/pkg/apis/build/v1beta1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+
+	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
+	"github.com/ocbuild/ocbuild/test/sandbox"
+	"github.com/ocbuild/ocbuild/test/sim"
+)
+
+const (
+	namespace = "ocbuild-bench"
+	stepName  = "openshift-build"
+	repo      = "hello"
+)
+
+type options struct {
+	runs        int
+	simDuration time.Duration
+	treeSize    int64
+	treeFiles   int
+	dir         string
+	keep        bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.runs, "runs", 10, "BuildRuns for the overhead figures")
+	flag.DurationVar(&o.simDuration, "sim-duration", 2*time.Second, "how long the simulator keeps each build Running (OCBUILD_SIM_DURATION)")
+	flag.Int64Var(&o.treeSize, "tree-size", 1<<30, "bytes in the generated upload tree (0 skips the upload figures)")
+	flag.IntVar(&o.treeFiles, "tree-files", 20000, "files in the generated upload tree")
+	flag.StringVar(&o.dir, "dir", "", "sandbox state directory (default: a new temporary directory, removed afterwards)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the sandbox state directory")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type bench struct {
+	o         options
+	root      string
+	sb        *sandbox.Sandbox
+	sim       *sim.Sim
+	builds    buildclient.Interface
+	phaseSeen *phaseLog
+}
+
+func run(ctx context.Context, o options) error {
+	root, err := kit.RepoRoot()
+	if err != nil {
+		return err
+	}
+	dir, tempDir := o.dir, o.dir == ""
+	if tempDir {
+		if dir, err = os.MkdirTemp("", "ocbuild-bench-"); err != nil {
+			return err
+		}
+	}
+	fmt.Println("starting the sandbox with the OpenShift Build API simulator…")
+	s := sim.New(sim.Options{})
+	sb, err := sandbox.Start(ctx, sandbox.Options{Dir: dir, FrontDoor: s.FrontDoor(), Out: os.Stdout})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sandbox state and logs in %s\n", dir)
+		return fmt.Errorf("starting the sandbox: %w", err)
+	}
+	b := &bench{o: o, root: root, sb: sb, sim: s, phaseSeen: newPhaseLog()}
+	err = b.run(ctx)
+	sb.Stop()
+	if err != nil || o.keep || !tempDir {
+		fmt.Printf("sandbox state and logs in %s\n", dir)
+	} else {
+		_ = os.RemoveAll(dir)
+	}
+	return err
+}
+
+func (b *bench) run(ctx context.Context) error {
+	sb := b.sb
+	var err error
+	if b.builds, err = buildclient.NewForConfig(sb.AdminConfig); err != nil {
+		return err
+	}
+	if err := kit.InstallStrategies(ctx, sb.AdminConfig, b.root); err != nil {
+		return err
+	}
+	if err := sb.CreateNamespace(ctx, namespace); err != nil {
+		return err
+	}
+	if err := kit.InstallNamespaceRBAC(ctx, sb.AdminConfig, b.root, namespace); err != nil {
+		return err
+	}
+	// Watch the builds: the moment each one is seen Running and Complete.
+	factory := buildinformers.NewSharedInformerFactoryWithOptions(b.builds, 0, buildinformers.WithNamespace(namespace))
+	inf := factory.Build().V1().Builds().Informer()
+	record := func(obj any) {
+		if x, ok := obj.(*buildv1.Build); ok {
+			b.phaseSeen.saw(x.Name, x.Status.Phase)
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    record,
+		UpdateFunc: func(_, obj any) { record(obj) },
+	}); err != nil {
+		return err
+	}
+	stopCh := make(chan struct{})
+	defer close(stopCh)
+	factory.Start(stopCh)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return fmt.Errorf("build informer did not sync")
+	}
+
+	runs, stats, err := b.overhead(ctx)
+	if err != nil {
+		return err
+	}
+	var up *uploadResult
+	if b.o.treeSize > 0 {
+		if up, err = b.upload(ctx); err != nil {
+			return err
+		}
+	}
+	b.print(runs, stats, up)
+	return nil
+}
+
+// phaseLog records when a watch first saw each build in each phase.
+type phaseLog struct {
+	mu   sync.Mutex
+	seen map[string]map[buildv1.BuildPhase]time.Time
+}
+
+func newPhaseLog() *phaseLog {
+	return &phaseLog{seen: map[string]map[buildv1.BuildPhase]time.Time{}}
+}
+
+func (p *phaseLog) saw(build string, phase buildv1.BuildPhase) {
+	now := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.seen[build]
+	if m == nil {
+		m = map[buildv1.BuildPhase]time.Time{}
+		p.seen[build] = m
+	}
+	if _, ok := m[phase]; !ok {
+		m[phase] = now
+	}
+}
+
+func (p *phaseLog) at(build string, phase buildv1.BuildPhase) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.seen[build][phase]
+	return t, ok
+}
+
+// runResult is one BuildRun's timings.
+type runResult struct {
+	stepWall      time.Duration // step process start → exit
+	buildDuration time.Duration // build seen Running → seen Complete
+	statusDur     time.Duration // the build's status.duration (whole seconds)
+	completeToEnd time.Duration // build seen Complete → step exit
+}
+
+func (r runResult) overhead() time.Duration { return r.stepWall - r.buildDuration }
+
+// overhead runs o.runs BuildRuns one after the other (the BuildConfig's
+// Serial policy would queue them anyway) and returns their timings and the
+// front door's request counts for them.
+func (b *bench) overhead(ctx context.Context) ([]runResult, map[string]int64, error) {
+	shp := b.sb.Shipwright.ShipwrightV1beta1()
+	build := &buildv1beta1.Build{
+		ObjectMeta: metav1.ObjectMeta{Name: "overhead", Namespace: namespace},
+		Spec: buildv1beta1.BuildSpec{
+			Source:   &buildv1beta1.Source{Type: buildv1beta1.GitType, Git: &buildv1beta1.Git{URL: b.sb.GitRepoURL(repo)}},
+			Strategy: buildv1beta1.Strategy{Name: "openshift-docker", Kind: ptr.To(buildv1beta1.ClusterBuildStrategyKind)},
+			ParamValues: []buildv1beta1.ParamValue{{Name: "build-env", Values: []buildv1beta1.SingleValue{
+				{Value: ptr.To(sim.KnobDuration + "=" + b.o.simDuration.String())}}}},
+			Output:  buildv1beta1.Image{Image: fmt.Sprintf("%s/%s/overhead:latest", b.sb.Registry, namespace), Insecure: ptr.To(true)},
+			Timeout: &metav1.Duration{Duration: 5 * time.Minute},
+		},
+	}
+	if _, err := shp.Builds(namespace).Create(ctx, build, metav1.CreateOptions{}); err != nil {
+		return nil, nil, err
+	}
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		cur, err := shp.Builds(namespace).Get(ctx, build.Name, metav1.GetOptions{})
+		return err == nil && cur.Status.Registered != nil && *cur.Status.Registered == corev1.ConditionTrue, nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("Build %s not registered: %w", build.Name, err)
+	}
+
+	fmt.Printf("\nrunning %d BuildRuns with %s=%s, one after the other…\n", b.o.runs, sim.KnobDuration, b.o.simDuration)
+	b.sim.ResetStats()
+	var out []runResult
+	for i := 0; i < b.o.runs; i++ {
+		r, err := b.oneRun(ctx, build.Name)
+		if err != nil {
+			return nil, nil, fmt.Errorf("run %d: %w", i+1, err)
+		}
+		fmt.Printf("  run %2d: step %s, build %s (status.duration %s), overhead %s, complete→exit %s\n", i+1,
+			ms(r.stepWall), ms(r.buildDuration), r.statusDur, ms(r.overhead()), ms(r.completeToEnd))
+		out = append(out, r)
+	}
+	return out, b.sim.Stats(), nil
+}
+
+func (b *bench) oneRun(ctx context.Context, build string) (runResult, error) {
+	shp := b.sb.Shipwright.ShipwrightV1beta1().BuildRuns(namespace)
+	br, err := shp.Create(ctx, &buildv1beta1.BuildRun{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: build + "-", Namespace: namespace},
+		Spec:       buildv1beta1.BuildRunSpec{Build: buildv1beta1.ReferencedBuild{Name: ptr.To(build)}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return runResult{}, err
+	}
+	var done *buildv1beta1.BuildRun
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		cur, err := shp.Get(ctx, br.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		done = cur
+		c := cur.Status.GetCondition(buildv1beta1.Succeeded)
+		return c != nil && c.Status != corev1.ConditionUnknown && cur.Status.CompletionTime != nil, nil
+	})
+	if err != nil {
+		return runResult{}, fmt.Errorf("BuildRun %s did not finish: %w", br.Name, err)
+	}
+	if c := done.Status.GetCondition(buildv1beta1.Succeeded); c.Status != corev1.ConditionTrue {
+		return runResult{}, fmt.Errorf("BuildRun %s failed: %s: %s", br.Name, c.Reason, c.Message)
+	}
+	tr := ptr.Deref(done.Status.TaskRunName, "")
+	started, exited, err := b.stepTimes(ctx, tr)
+	if err != nil {
+		return runResult{}, err
+	}
+	list, err := b.builds.BuildV1().Builds(namespace).List(ctx, metav1.ListOptions{LabelSelector: "buildrun.shipwright.io/name=" + br.Name})
+	if err != nil {
+		return runResult{}, err
+	}
+	if len(list.Items) != 1 {
+		return runResult{}, fmt.Errorf("BuildRun %s has %d OpenShift builds, want 1", br.Name, len(list.Items))
+	}
+	ob := list.Items[0]
+	running, ok1 := b.phaseSeen.at(ob.Name, buildv1.BuildPhaseRunning)
+	complete, ok2 := b.phaseSeen.at(ob.Name, buildv1.BuildPhaseComplete)
+	if !ok1 || !ok2 {
+		return runResult{}, fmt.Errorf("the watch did not see build %s Running and Complete", ob.Name)
+	}
+	return runResult{
+		stepWall:      exited.Sub(started),
+		buildDuration: complete.Sub(running),
+		statusDur:     ob.Status.Duration,
+		completeToEnd: exited.Sub(complete),
+	}, nil
+}
+
+// stepTimes reads when the ocbuild step's process started (the executor's
+// termination message, as Tekton's entrypoint writes it) and exited (the
+// executor's exit record).
+func (b *bench) stepTimes(ctx context.Context, taskRun string) (started, exited time.Time, err error) {
+	dir := filepath.Join(b.sb.Executor.TaskRunDir(namespace, taskRun), "steps", stepName)
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		fi, err := os.Stat(filepath.Join(dir, "exit"))
+		if err != nil {
+			return false, nil
+		}
+		data, err := os.ReadFile(filepath.Join(dir, "termination"))
+		if err != nil {
+			return false, nil
+		}
+		var results []struct{ Key, Value string }
+		if json.Unmarshal(data, &results) != nil {
+			return false, nil
+		}
+		for _, r := range results {
+			if r.Key == "StartedAt" {
+				t, err := time.Parse("2006-01-02T15:04:05.000Z07:00", r.Value)
+				if err != nil {
+					return false, fmt.Errorf("StartedAt %q: %w", r.Value, err)
+				}
+				started, exited = t, fi.ModTime()
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		err = fmt.Errorf("reading the step's start and exit in %s: %w", dir, err)
+	}
+	return started, exited, err
+}
+
+// uploadResult is the direct ocbuild run on the generated tree.
+type uploadResult struct {
+	files       int
+	bytes       int64
+	upload      time.Duration // as ocbuild reports it
+	sent        string        // compressed bytes, as ocbuild prints them
+	wall        time.Duration // process start → exit
+	maxRSSBytes int64
+	build       time.Duration // build seen Running → Complete
+}
+
+var uploadedLine = regexp.MustCompile(`ocbuild: uploaded (\d+) files, ([^ ]+ [^ ]+) \(([^ ]+ [^ ]+) compressed\) in ([^\s]+)`)
+
+// upload generates the tree, runs `ocbuild build --source-dir` on it against
+// the front door as the namespace's pipeline service account, and reads the
+// child's peak RSS from its rusage.
+func (b *bench) upload(ctx context.Context) (*uploadResult, error) {
+	work, err := os.MkdirTemp("", "ocbuild-bench-upload-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+
+	bin := filepath.Join(work, "ocbuild")
+	fmt.Printf("\nbuilding the ocbuild binary from %s…\n", filepath.Join(b.root, "step"))
+	gb := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./step")
+	gb.Dir, gb.Stdout, gb.Stderr = b.root, os.Stdout, os.Stderr
+	gb.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if err := gb.Run(); err != nil {
+		return nil, fmt.Errorf("go build ./step: %w", err)
+	}
+
+	tree := filepath.Join(work, "tree")
+	fmt.Printf("generating %s in %d files under %s…\n", human(b.o.treeSize), b.o.treeFiles, tree)
+	t0 := time.Now()
+	if err := generateTree(tree, b.o.treeSize, b.o.treeFiles); err != nil {
+		return nil, err
+	}
+	fmt.Printf("  generated in %s\n", time.Since(t0).Round(100*time.Millisecond))
+
+	kubeconfig, err := b.stepKubeconfig(ctx, filepath.Join(work, "kubeconfig"))
+	if err != nil {
+		return nil, err
+	}
+	results := filepath.Join(work, "results")
+	if err := os.MkdirAll(results, 0o755); err != nil {
+		return nil, err
+	}
+	to := fmt.Sprintf("%s/%s/upload:latest", b.sb.Registry, namespace)
+	args := []string{"build",
+		"--kubeconfig=" + kubeconfig, "--namespace=" + namespace,
+		"--buildconfig=upload", "--strategy=docker", "--source-dir=" + tree,
+		"--to=" + to, "--insecure-registry",
+		"--result-file-image-digest=" + filepath.Join(results, "digest"),
+		"--result-file-image-size=" + filepath.Join(results, "size"),
+		"--result-file-error-reason=" + filepath.Join(results, "reason"),
+		"--result-file-error-message=" + filepath.Join(results, "message"),
+	}
+	fmt.Printf("running ocbuild build --source-dir %s against the front door…\n", tree)
+	var log strings.Builder
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout = io.Discard // the build log
+	cmd.Stderr = io.MultiWriter(&log, prefixWriter{os.Stdout, "  | "})
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "TMPDIR=" + work}
+	start := time.Now()
+	runErr := cmd.Run()
+	wall := time.Since(start)
+	if runErr != nil {
+		msg, _ := os.ReadFile(filepath.Join(results, "message"))
+		return nil, fmt.Errorf("ocbuild build: %v: %s", runErr, msg)
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return nil, fmt.Errorf("no rusage for the ocbuild process")
+	}
+	m := uploadedLine.FindStringSubmatch(log.String())
+	if m == nil {
+		return nil, fmt.Errorf("ocbuild printed no \"uploaded …\" line")
+	}
+	up, err := time.ParseDuration(m[4])
+	if err != nil {
+		return nil, err
+	}
+	res := &uploadResult{bytes: b.o.treeSize, upload: up, sent: m[3], wall: wall, maxRSSBytes: ru.Maxrss * 1024}
+	fmt.Sscanf(m[1], "%d", &res.files)
+	list, err := b.builds.BuildV1().Builds(namespace).List(ctx, metav1.ListOptions{LabelSelector: buildv1.BuildConfigLabel + "=upload"})
+	if err == nil && len(list.Items) == 1 {
+		r, ok1 := b.phaseSeen.at(list.Items[0].Name, buildv1.BuildPhaseRunning)
+		c, ok2 := b.phaseSeen.at(list.Items[0].Name, buildv1.BuildPhaseComplete)
+		if ok1 && ok2 {
+			res.build = c.Sub(r)
+		}
+	}
+	return res, nil
+}
+
+// stepKubeconfig writes a kubeconfig for the namespace's pipeline service
+// account (bound to the shipped Role) pointing at the front door, as the
+// executor gives steps.
+func (b *bench) stepKubeconfig(ctx context.Context, path string) (string, error) {
+	tok, err := b.sb.Kube.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, "pipeline", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(3600))},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	server, ca := b.sb.FrontDoor.URL, b.sb.FrontDoor.CAData
+	if ca == nil {
+		ca = b.sb.CAData
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["sandbox"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
+	cfg.AuthInfos["pipeline"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	cfg.Contexts["sandbox"] = &clientcmdapi.Context{Cluster: "sandbox", AuthInfo: "pipeline", Namespace: namespace}
+	cfg.CurrentContext = "sandbox"
+	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
+// generateTree writes files files totalling size bytes under dir: a
+// Dockerfile that copies only itself (so the build stays cheap and the
+// figures are the upload's) and incompressible data files, 100 per
+// directory.
+func generateTree(dir string, size int64, files int) error {
+	rng := rand.NewChaCha8([32]byte{'o', 'c', 'b', 'u', 'i', 'l', 'd'})
+	df := []byte("FROM scratch\nCOPY Dockerfile /Dockerfile\n")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
+		return err
+	}
+	left := size - int64(len(df))
+	buf := make([]byte, 1<<20)
+	files-- // the Dockerfile is one of them
+	for i := 0; i < files; i++ {
+		n := left / int64(files-i)
+		sub := filepath.Join(dir, fmt.Sprintf("d%03d", i/100))
+		if i%100 == 0 {
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				return err
+			}
+		}
+		f, err := os.Create(filepath.Join(sub, fmt.Sprintf("f%05d.bin", i)))
+		if err != nil {
+			return err
+		}
+		for w := int64(0); w < n; {
+			chunk := buf[:min(int64(len(buf)), n-w)]
+			_, _ = rng.Read(chunk)
+			k, err := f.Write(chunk)
+			if err != nil {
+				f.Close()
+				return err
+			}
+			w += int64(k)
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		left -= n
+	}
+	return nil
+}
+
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if l != "" {
+			fmt.Fprint(p.w, p.prefix+l)
+		}
+	}
+	return len(b), nil
+}
+
+func (b *bench) print(runs []runResult, stats map[string]int64, up *uploadResult) {
+	pick := func(f func(runResult) time.Duration) []time.Duration {
+		var out []time.Duration
+		for _, r := range runs {
+			out = append(out, f(r))
+		}
+		return out
+	}
+	n := int64(len(runs))
+	var total, buildAPI int64
+	for k, v := range stats {
+		total += v
+		if strings.Contains(k, "/apis/build.openshift.io/") {
+			buildAPI += v
+		}
+	}
+	fmt.Printf("\nocbuild step on the sandbox (%d BuildRuns, %s=%s; times: median [min … max])\n\n", n, sim.KnobDuration, b.o.simDuration)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "metric\tvalue\t")
+	fmt.Fprintln(tw, "------\t-----\t")
+	row := func(name string, ds []time.Duration) {
+		med, lo, hi := stats3(ds)
+		fmt.Fprintf(tw, "%s\t%s  [%s … %s]\t\n", name, ms(med), ms(lo), ms(hi))
+	}
+	row("step overhead beyond the build's duration", pick(runResult.overhead))
+	row("  step wall time (process start → exit)", pick(func(r runResult) time.Duration { return r.stepWall }))
+	row("  build duration (watched Running → Complete)", pick(func(r runResult) time.Duration { return r.buildDuration }))
+	row("build complete → step exit", pick(func(r runResult) time.Duration { return r.completeToEnd }))
+	if n > 0 {
+		fmt.Fprintf(tw, "API requests per build (front door)\t%.1f  (build.openshift.io %.1f)\t\n", float64(total)/float64(n), float64(buildAPI)/float64(n))
+	}
+	if up != nil {
+		mib := float64(up.bytes) / (1 << 20)
+		fmt.Fprintf(tw, "upload %s / %d files\t%s  (%.1f MiB/s; %s sent gzip'd)\t\n", human(up.bytes), up.files, ms(up.upload), mib/up.upload.Seconds(), up.sent)
+		fmt.Fprintf(tw, "  ocbuild wall time for that build\t%s  (build Running → Complete %s)\t\n", ms(up.wall), ms(up.build))
+		fmt.Fprintf(tw, "step peak RSS (rusage maxrss) during the upload\t%s\t\n", human(up.maxRSSBytes))
+	}
+	tw.Flush()
+
+	fmt.Printf("\nrequests per build by endpoint (front door, %d builds):\n", n)
+	keys := make([]string, 0, len(stats))
+	for k := range stats {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		return stats[keys[i]] > stats[keys[j]] || stats[keys[i]] == stats[keys[j]] && keys[i] < keys[j]
+	})
+	for _, k := range keys {
+		fmt.Printf("  %6.1f  %s\n", float64(stats[k])/float64(max(n, 1)), k)
+	}
+}
+
+func stats3(ds []time.Duration) (med, lo, hi time.Duration) {
+	if len(ds) == 0 {
+		return 0, 0, 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s)%2 == 1 {
+		med = s[len(s)/2]
+	} else {
+		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return med, s[0], s[len(s)-1]
+}
+
+func ms(d time.Duration) string {
+	if d >= 10*time.Second || d <= -10*time.Second {
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
