@@ -21,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
@@ -86,6 +87,7 @@ type Controller struct {
 
 // runState is a running executor.
 type runState struct {
+	uid            types.UID
 	cancel         context.CancelCauseFunc
 	done           chan struct{}
 	completesFirst bool
@@ -305,6 +307,16 @@ func (c *Controller) sync(ctx context.Context, k Key) error {
 		return nil
 	}
 	r := c.run(k)
+	if r != nil && r.uid != b.UID {
+		// The build was deleted and created again under the same name.
+		r.cancel(errDeleted)
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("the executor of the previous build %s did not stop", k.Name)
+		}
+		r = nil
+	}
 	if b.Status.Cancelled {
 		if r != nil && r.completesFirst {
 			return nil // the "completes first" race: the builder finishes first
@@ -325,7 +337,7 @@ func (c *Controller) sync(ctx context.Context, k Key) error {
 			return c.handleNew(ctx, b)
 		}
 		// No pod for an active build (e.g. the simulator restarted).
-		_, err := c.finish(ctx, k, buildv1.BuildPhaseError, buildv1.StatusReasonBuildPodDeleted, messageFor(buildv1.StatusReasonBuildPodDeleted), nil)
+		_, err := c.finish(ctx, k, b.UID, buildv1.BuildPhaseError, buildv1.StatusReasonBuildPodDeleted, messageFor(buildv1.StatusReasonBuildPodDeleted), nil)
 		return err
 	}
 }
@@ -335,7 +347,7 @@ func (c *Controller) sync(ctx context.Context, k Key) error {
 func (c *Controller) cancel(ctx context.Context, b *buildv1.Build) error {
 	k := keyOf(b)
 	c.stopRun(k, errCancelled)
-	_, err := c.finish(ctx, k, buildv1.BuildPhaseCancelled, buildv1.StatusReasonCancelledBuild, messageFor(buildv1.StatusReasonCancelledBuild), nil)
+	_, err := c.finish(ctx, k, b.UID, buildv1.BuildPhaseCancelled, buildv1.StatusReasonCancelledBuild, messageFor(buildv1.StatusReasonCancelledBuild), nil)
 	return err
 }
 
@@ -362,7 +374,7 @@ func (c *Controller) handleNew(ctx context.Context, b *buildv1.Build) error {
 		if runPolicyOf(b) == buildv1.BuildRunPolicySerialLatestOnly {
 			for _, v := range serialLatestOnlyVictims(b, siblings) {
 				vk := keyOf(v)
-				if _, _, err := c.update(ctx, vk, func(x *buildv1.Build) bool {
+				if _, _, err := c.update(ctx, vk, v.UID, func(x *buildv1.Build) bool {
 					if x.Status.Cancelled || isTerminal(x.Status.Phase) || x.Status.Phase == buildv1.BuildPhaseRunning {
 						return false
 					}
@@ -390,7 +402,7 @@ func (c *Controller) handleNew(ctx context.Context, b *buildv1.Build) error {
 	if missing, err := c.pushSecretMissing(ctx, b); err != nil {
 		return err
 	} else if missing {
-		_, _, err := c.update(ctx, k, func(x *buildv1.Build) bool {
+		_, _, err := c.update(ctx, k, b.UID, func(x *buildv1.Build) bool {
 			if x.Status.Cancelled {
 				return false
 			}
@@ -407,13 +419,13 @@ func (c *Controller) handleNew(ctx context.Context, b *buildv1.Build) error {
 // (reference §4.3, binary early failures).
 func (c *Controller) stayNew(ctx context.Context, b *buildv1.Build, reason buildv1.StatusReason, message string) error {
 	if isBinary(b) {
-		_, err := c.finish(ctx, keyOf(b), buildv1.BuildPhaseFailed, reason, message, nil)
+		_, err := c.finish(ctx, keyOf(b), b.UID, buildv1.BuildPhaseFailed, reason, message, nil)
 		return err
 	}
 	if b.Status.Reason == reason && b.Status.Message == message {
 		return nil
 	}
-	_, _, err := c.update(ctx, keyOf(b), func(x *buildv1.Build) bool {
+	_, _, err := c.update(ctx, keyOf(b), b.UID, func(x *buildv1.Build) bool {
 		if x.Status.Phase != buildv1.BuildPhaseNew && x.Status.Phase != "" {
 			return false
 		}
@@ -502,7 +514,11 @@ func (c *Controller) start(ctx context.Context, b *buildv1.Build) error {
 	k := keyOf(b)
 	kn, _ := readKnobs(b)
 	rctx, cancel := context.WithCancelCause(c.runCtx)
-	r := &runState{cancel: cancel, done: make(chan struct{}), completesFirst: kn.completesFirst}
+	r := &runState{uid: b.UID, cancel: cancel, done: make(chan struct{}), completesFirst: kn.completesFirst}
+	// A build of the same name before this one (deleted, recreated) leaves
+	// nothing behind for this one.
+	c.o.Logs.Delete(k)
+	c.forgetSource(k)
 	c.mu.Lock()
 	c.runs[k] = r
 	c.mu.Unlock()
@@ -516,7 +532,7 @@ func (c *Controller) start(ctx context.Context, b *buildv1.Build) error {
 		close(r.done)
 	}
 	started := c.now()
-	updated, changed, err := c.update(ctx, k, func(x *buildv1.Build) bool {
+	updated, changed, err := c.update(ctx, k, b.UID, func(x *buildv1.Build) bool {
 		if x.Status.Cancelled || isTerminal(x.Status.Phase) || x.Status.Phase == buildv1.BuildPhaseRunning {
 			return false
 		}
@@ -549,7 +565,7 @@ func (c *Controller) execute(ctx context.Context, r *runState, b *buildv1.Build,
 	}
 	timer := time.AfterFunc(time.Until(started.Add(deadline)), func() {
 		c.logf("build %s/%s: completionDeadlineSeconds (%s) exceeded", k.Namespace, k.Name, deadline)
-		_, _ = c.finish(c.runCtx, k, buildv1.BuildPhaseFailed, buildv1.StatusReasonGenericBuildFailed, messageFor(buildv1.StatusReasonGenericBuildFailed), nil)
+		_, _ = c.finish(c.runCtx, k, b.UID, buildv1.BuildPhaseFailed, buildv1.StatusReasonGenericBuildFailed, messageFor(buildv1.StatusReasonGenericBuildFailed), nil)
 		r.cancel(errDeadline)
 	})
 	defer timer.Stop()
@@ -570,7 +586,7 @@ func (c *Controller) execute(ctx context.Context, r *runState, b *buildv1.Build,
 		}
 		return
 	}
-	_, err := c.finish(c.runCtx, k, out.phase, out.reason, out.message, func(x *buildv1.Build) {
+	_, err := c.finish(c.runCtx, k, b.UID, out.phase, out.reason, out.message, func(x *buildv1.Build) {
 		if out.digest != "" {
 			if x.Status.Output.To == nil {
 				x.Status.Output.To = &buildv1.BuildStatusOutputTo{}
@@ -588,8 +604,8 @@ func (c *Controller) execute(ctx context.Context, r *runState, b *buildv1.Build,
 }
 
 // markRunning moves the build to Running (the git-clone container started).
-func (c *Controller) markRunning(ctx context.Context, k Key) error {
-	_, changed, err := c.update(ctx, k, func(x *buildv1.Build) bool {
+func (c *Controller) markRunning(ctx context.Context, k Key, uid types.UID) error {
+	_, changed, err := c.update(ctx, k, uid, func(x *buildv1.Build) bool {
 		if x.Status.Cancelled {
 			return false
 		}
@@ -605,8 +621,8 @@ func (c *Controller) markRunning(ctx context.Context, k Key) error {
 }
 
 // setRevision writes spec.revision after the clone unless it is set.
-func (c *Controller) setRevision(ctx context.Context, k Key, rev *buildv1.GitSourceRevision) error {
-	_, _, err := c.update(ctx, k, func(x *buildv1.Build) bool {
+func (c *Controller) setRevision(ctx context.Context, k Key, uid types.UID, rev *buildv1.GitSourceRevision) error {
+	_, _, err := c.update(ctx, k, uid, func(x *buildv1.Build) bool {
 		if x.Spec.Revision != nil || isTerminal(x.Status.Phase) {
 			return false
 		}
@@ -620,7 +636,7 @@ func (c *Controller) setRevision(ctx context.Context, k Key, rev *buildv1.GitSou
 // finish moves a build to a terminal phase (unless it already is), with the
 // completion fields and the log snippet, closes its log and prunes the
 // BuildConfig's history. It reports whether this call made the transition.
-func (c *Controller) finish(ctx context.Context, k Key, phase buildv1.BuildPhase, reason buildv1.StatusReason, message string, apply func(*buildv1.Build)) (bool, error) {
+func (c *Controller) finish(ctx context.Context, k Key, uid types.UID, phase buildv1.BuildPhase, reason buildv1.StatusReason, message string, apply func(*buildv1.Build)) (bool, error) {
 	snippet := ""
 	if phase == buildv1.BuildPhaseFailed || phase == buildv1.BuildPhaseError {
 		lines, _ := c.o.Logs.Read(k, time.Time{})
@@ -630,7 +646,7 @@ func (c *Controller) finish(ctx context.Context, k Key, phase buildv1.BuildPhase
 		}
 		snippet = logSnippet(texts)
 	}
-	updated, changed, err := c.update(ctx, k, func(x *buildv1.Build) bool {
+	updated, changed, err := c.update(ctx, k, uid, func(x *buildv1.Build) bool {
 		if isTerminal(x.Status.Phase) {
 			return false
 		}
@@ -647,8 +663,7 @@ func (c *Controller) finish(ctx context.Context, k Key, phase buildv1.BuildPhase
 	})
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			c.o.Logs.Close(k)
-			return false, nil
+			return false, nil // deleted (sync forgets its log), or another incarnation
 		}
 		return false, err
 	}
@@ -668,7 +683,9 @@ var conflictBackoff = wait.Backoff{Steps: 30, Duration: 10 * time.Millisecond, F
 
 // update reads the build, applies mutate and writes it back with its
 // resourceVersion, retrying conflicts. mutate returns false for no change.
-func (c *Controller) update(ctx context.Context, k Key, mutate func(*buildv1.Build) bool) (*buildv1.Build, bool, error) {
+// With uid set, a build of that name but another UID (a new incarnation)
+// counts as not found.
+func (c *Controller) update(ctx context.Context, k Key, uid types.UID, mutate func(*buildv1.Build) bool) (*buildv1.Build, bool, error) {
 	var out *buildv1.Build
 	changed := false
 	err := retry.OnError(conflictBackoff, func(err error) bool {
@@ -678,6 +695,9 @@ func (c *Controller) update(ctx context.Context, k Key, mutate func(*buildv1.Bui
 		b, err := c.client.BuildV1().Builds(k.Namespace).Get(ctx, k.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
+		}
+		if uid != "" && b.UID != uid {
+			return apierrors.NewNotFound(buildv1.Resource("builds"), k.Name)
 		}
 		if !mutate(b) {
 			out = b

@@ -21,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	kubefake "k8s.io/client-go/kubernetes/fake"
@@ -306,6 +307,9 @@ func (h *ctrlHarness) create(b *buildv1.Build) {
 	h.t.Helper()
 	if b.Status.Phase == "" {
 		b.Status.Phase = buildv1.BuildPhaseNew
+	}
+	if b.UID == "" {
+		b.UID = types.UID(fmt.Sprintf("%s-%d", b.Name, time.Now().UnixNano()))
 	}
 	if _, err := h.builds.BuildV1().Builds(b.Namespace).Create(h.ctx, b, metav1.CreateOptions{}); err != nil {
 		h.t.Fatal(err)
@@ -1037,5 +1041,33 @@ func TestControllerGitMirror(t *testing.T) {
 	h.create(dockerGitBuild("n-1", "n", 1, "http://127.0.0.1:1/none.git", h.reg))
 	if b := h.waitFor("n-1", "ended", func(b *buildv1.Build) bool { return isTerminal(b.Status.Phase) }); b.Status.Reason != buildv1.StatusReasonFetchSourceFailed {
 		t.Errorf("unreachable repository: %+v", b.Status)
+	}
+}
+
+// TestControllerRecreatedBuild: a build deleted and created again under the
+// same name (its BuildConfig was recreated) gets a fresh log and executor.
+func TestControllerRecreatedBuild(t *testing.T) {
+	h := newCtrlHarness(t)
+	h.create(longBuild("r-1", "r", 1, "", h.reg))
+	h.waitPhase("r-1", buildv1.BuildPhaseRunning)
+	old := h.get("r-1")
+	// delete and recreate before the controller sees the deletion: the
+	// queue may merge both events into one sync of the new build
+	if err := h.builds.BuildV1().Builds("ns").Delete(h.ctx, "r-1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	nb := longBuild("r-1", "r", 1, "", h.reg)
+	nb.UID = "second"
+	nb.Spec.Strategy.DockerStrategy.Env = nil
+	h.create(nb)
+	done := h.waitFor("r-1", "completed as the new build", func(b *buildv1.Build) bool {
+		return b.UID == "second" && b.Status.Phase == buildv1.BuildPhaseComplete
+	})
+	if done.UID == old.UID {
+		t.Fatal("same UID")
+	}
+	h.waitLogClosed("r-1")
+	if log := h.log("r-1"); strings.Contains(log, "Simulating a build of 1h") || !strings.Contains(log, "Push successful") {
+		t.Errorf("the new build's log:\n%s", log)
 	}
 }

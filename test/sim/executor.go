@@ -215,7 +215,7 @@ func (e *executor) run(ctx context.Context) outcome {
 
 	k, bad := readKnobs(e.b)
 	// Running: the git-clone init container starts.
-	if err := e.c.markRunning(ctx, e.key); err != nil {
+	if err := e.c.markRunning(ctx, e.key, e.b.UID); err != nil {
 		return outcome{}
 	}
 	runningSince := time.Now()
@@ -502,7 +502,7 @@ func (e *executor) clone(ctx context.Context, g *buildv1.GitBuildSource, dir str
 	e.logf("\tCommit:\t%s (%s)", rev.Commit, rev.Message)
 	e.logf("\tAuthor:\t%s <%s>", rev.Author.Name, rev.Author.Email)
 	e.logf("\tDate:\t%s", f[5])
-	if err := e.c.setRevision(ctx, e.key, rev); err != nil && ctx.Err() == nil {
+	if err := e.c.setRevision(ctx, e.key, e.b.UID, rev); err != nil && ctx.Err() == nil {
 		e.c.logf("build %s/%s: setting spec.revision: %v", e.key.Namespace, e.key.Name, err)
 	}
 	return outcome{}, true
