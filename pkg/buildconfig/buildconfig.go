@@ -2,23 +2,29 @@
 // Build and brings the cluster's copy to it.
 //
 // The BuildConfig is shared by every BuildRun of a Build, so its spec reflects
-// the BuildRun that last wrote it. Instantiation copies the spec into the new
-// Build, so a concurrent BuildRun may start a build from another run's spec;
-// Matches lets the caller detect that on the returned Build and try again.
+// the BuildRun that last wrote it, and instantiation copies the spec into the
+// new Build. Concurrent BuildRuns therefore take a short start lock (an
+// annotation written together with the spec) held until their Build exists;
+// Matches lets the caller check the Build it got all the same, since tools
+// other than ocbuild may write the BuildConfig.
 package buildconfig
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
+	"time"
 
 	buildv1 "github.com/openshift/api/build/v1"
 	buildclient "github.com/openshift/client-go/build/clientset/versioned/typed/build/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -161,17 +167,85 @@ func (o Owner) Labels() map[string]string {
 	return l
 }
 
+// Lock is the start lock a run takes on the shared BuildConfig: from its
+// spec update until OpenShift has generated the run's Build from that spec,
+// no other ocbuild run rewrites the spec. Holder identifies the run (the
+// TaskRun uid); an empty Holder takes no lock. A lock older than TTL is
+// taken over, so a run killed while holding it blocks others only briefly.
+type Lock struct {
+	Holder string
+	TTL    time.Duration
+}
+
+// AnnotationStartLock holds "<holder> <expiry RFC 3339>" while a run starts.
+const AnnotationStartLock = "ocbuild.io/start-lock"
+
+// lockedError says another run holds the start lock until a time.
+type lockedError struct {
+	holder string
+	until  time.Time
+}
+
+func (e *lockedError) Error() string {
+	return fmt.Sprintf("BuildConfig is being started by %s (lock until %s)", e.holder, e.until.Format(time.RFC3339))
+}
+
+func heldBy(bc *buildv1.BuildConfig, now time.Time) (string, time.Time, bool) {
+	v := bc.Annotations[AnnotationStartLock]
+	holder, exp, ok := strings.Cut(v, " ")
+	if !ok {
+		return "", time.Time{}, false
+	}
+	until, err := time.Parse(time.RFC3339, exp)
+	if err != nil || !now.Before(until) {
+		return "", time.Time{}, false
+	}
+	return holder, until, true
+}
+
 // Apply creates the BuildConfig name from s, or updates its spec (keeping the
-// object's other fields and its status), retrying on conflicts. It returns
-// the BuildConfig as stored.
-func Apply(ctx context.Context, c buildclient.BuildConfigInterface, name string, s Spec, o Owner) (*buildv1.BuildConfig, error) {
+// object's other fields and its status), retrying on conflicts, and takes
+// the start lock l in the same write. While another run holds the lock it
+// waits (bounded by ctx and the lock's expiry). It returns the BuildConfig
+// as stored.
+func Apply(ctx context.Context, c buildclient.BuildConfigInterface, name string, s Spec, o Owner, l Lock) (*buildv1.BuildConfig, error) {
+	if l.TTL == 0 {
+		l.TTL = time.Minute
+	}
+	backoff := wait.Backoff{Duration: 50 * time.Millisecond, Factor: 1.5, Jitter: 0.5, Steps: 1 << 30, Cap: time.Second}
+	for {
+		bc, err := apply(ctx, c, name, s, o, l)
+		var locked *lockedError
+		if !errors.As(err, &locked) {
+			return bc, err
+		}
+		d := backoff.Step()
+		if until := time.Until(locked.until); until < d {
+			d = until + 10*time.Millisecond
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("waiting for the start lock on BuildConfig %s: %w", name, ctx.Err())
+		}
+	}
+}
+
+func apply(ctx context.Context, c buildclient.BuildConfigInterface, name string, s Spec, o Owner, l Lock) (*buildv1.BuildConfig, error) {
 	want := Render(s)
 	var out *buildv1.BuildConfig
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		now := time.Now()
+		ann := annotations(o)
+		if l.Holder != "" {
+			ann[AnnotationStartLock] = l.Holder + " " + now.Add(l.TTL).UTC().Format(time.RFC3339)
+		}
 		cur, err := c.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			bc := &buildv1.BuildConfig{
-				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: buildConfigLabels(o), Annotations: annotations(o)},
+				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: buildConfigLabels(o), Annotations: ann},
 				Spec:       want,
 			}
 			out, err = c.Create(ctx, bc, metav1.CreateOptions{})
@@ -184,6 +258,9 @@ func Apply(ctx context.Context, c buildclient.BuildConfigInterface, name string,
 		if err != nil {
 			return err
 		}
+		if holder, until, ok := heldBy(cur, now); ok && holder != l.Holder {
+			return &lockedError{holder: holder, until: until}
+		}
 		upd := cur.DeepCopy()
 		upd.Spec = want
 		if upd.Labels == nil {
@@ -195,7 +272,7 @@ func Apply(ctx context.Context, c buildclient.BuildConfigInterface, name string,
 		if upd.Annotations == nil {
 			upd.Annotations = map[string]string{}
 		}
-		for k, v := range annotations(o) {
+		for k, v := range ann {
 			upd.Annotations[k] = v
 		}
 		if reflect.DeepEqual(upd.ObjectMeta, cur.ObjectMeta) && Matches(cur.Spec.CommonSpec, want.CommonSpec) &&
@@ -210,6 +287,27 @@ func Apply(ctx context.Context, c buildclient.BuildConfigInterface, name string,
 		return nil, err
 	}
 	return out, nil
+}
+
+// Release drops the start lock if holder still holds it.
+func Release(ctx context.Context, c buildclient.BuildConfigInterface, name, holder string) error {
+	if holder == "" {
+		return nil
+	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := c.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		h, _, _ := strings.Cut(cur.Annotations[AnnotationStartLock], " ")
+		if h != holder {
+			return nil
+		}
+		upd := cur.DeepCopy()
+		delete(upd.Annotations, AnnotationStartLock)
+		_, err = c.Update(ctx, upd, metav1.UpdateOptions{})
+		return err
+	})
 }
 
 func buildConfigLabels(o Owner) map[string]string {

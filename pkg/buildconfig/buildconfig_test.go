@@ -2,7 +2,9 @@ package buildconfig
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	buildv1 "github.com/openshift/api/build/v1"
 	fakebuild "github.com/openshift/client-go/build/clientset/versioned/fake"
@@ -63,7 +65,7 @@ func TestApplyCreatesThenUpdatesAndRetriesConflicts(t *testing.T) {
 	c := fakebuild.NewSimpleClientset()
 	bcs := c.BuildV1().BuildConfigs("ns")
 	owner := Owner{Build: "app", BuildRun: "run-1"}
-	bc, err := Apply(context.Background(), bcs, "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"}, owner)
+	bc, err := Apply(context.Background(), bcs, "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"}, owner, Lock{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,7 @@ func TestApplyCreatesThenUpdatesAndRetriesConflicts(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	bc, err = Apply(context.Background(), bcs, "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:2"}, Owner{Build: "app", BuildRun: "run-2"})
+	bc, err = Apply(context.Background(), bcs, "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:2"}, Owner{Build: "app", BuildRun: "run-2"}, Lock{})
 	if err != nil {
 		t.Fatalf("Apply after conflicts: %v", err)
 	}
@@ -100,11 +102,11 @@ func TestApplyLeavesAnUnchangedBuildConfigAlone(t *testing.T) {
 	c := fakebuild.NewSimpleClientset()
 	bcs := c.BuildV1().BuildConfigs("ns")
 	s := Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"}
-	if _, err := Apply(context.Background(), bcs, "app", s, Owner{Build: "app"}); err != nil {
+	if _, err := Apply(context.Background(), bcs, "app", s, Owner{Build: "app"}, Lock{}); err != nil {
 		t.Fatal(err)
 	}
 	c.ClearActions()
-	if _, err := Apply(context.Background(), bcs, "app", s, Owner{Build: "app"}); err != nil {
+	if _, err := Apply(context.Background(), bcs, "app", s, Owner{Build: "app"}, Lock{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range c.Actions() {
@@ -129,5 +131,55 @@ func TestMatchesIgnoresWhatInstantiationRewrites(t *testing.T) {
 	other.Output.To = &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/t/a:2"}
 	if Matches(other, want) {
 		t.Error("a build with another output matches")
+	}
+}
+
+func TestStartLockMakesOtherRunsWait(t *testing.T) {
+	c := fakebuild.NewSimpleClientset()
+	bcs := c.BuildV1().BuildConfigs("ns")
+	ctx := context.Background()
+	if _, err := Apply(ctx, bcs, "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"}, Owner{}, Lock{Holder: "run-a"}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *buildv1.BuildConfig, 1)
+	go func() {
+		bc, err := Apply(ctx, bcs, "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/b:1"}, Owner{}, Lock{Holder: "run-b"})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- bc
+	}()
+	// While run-a holds the lock, run-b must not have rewritten the spec.
+	bc, _ := bcs.Get(ctx, "app", metav1.GetOptions{})
+	if bc.Spec.Output.To.Name != "quay.io/t/a:1" {
+		t.Fatalf("spec rewritten while locked: %s", bc.Spec.Output.To.Name)
+	}
+	if err := Release(ctx, bcs, "app", "run-a"); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.Spec.Output.To.Name != "quay.io/t/b:1" || !strings.HasPrefix(got.Annotations[AnnotationStartLock], "run-b ") {
+		t.Errorf("after release: output %s lock %q", got.Spec.Output.To.Name, got.Annotations[AnnotationStartLock])
+	}
+	// Releasing someone else's lock does nothing.
+	if err := Release(ctx, bcs, "app", "run-a"); err != nil {
+		t.Fatal(err)
+	}
+	if bc, _ := bcs.Get(ctx, "app", metav1.GetOptions{}); !strings.HasPrefix(bc.Annotations[AnnotationStartLock], "run-b ") {
+		t.Errorf("run-a released run-b's lock: %q", bc.Annotations[AnnotationStartLock])
+	}
+}
+
+func TestExpiredStartLockIsTakenOver(t *testing.T) {
+	stale := &buildv1.BuildConfig{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ns",
+		Annotations: map[string]string{AnnotationStartLock: "dead-run " + time.Now().Add(-time.Second).UTC().Format(time.RFC3339)}}}
+	c := fakebuild.NewSimpleClientset(stale)
+	bc, err := Apply(context.Background(), c.BuildV1().BuildConfigs("ns"), "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"},
+		Owner{}, Lock{Holder: "run-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(bc.Annotations[AnnotationStartLock], "run-b ") {
+		t.Errorf("lock = %q", bc.Annotations[AnnotationStartLock])
 	}
 }

@@ -240,24 +240,24 @@ func (d *Driver) start(ctx context.Context, o Options) (*buildv1.Build, *failure
 	}
 	backoff := wait.Backoff{Duration: 300 * time.Millisecond, Factor: 1.6, Jitter: 1, Steps: o.StartAttempts, Cap: 5 * time.Second}
 	want := buildconfig.Render(o.Spec)
+	holder := o.Owner.TaskRunUID
+	if holder == "" {
+		holder = newRequestID()
+	}
 	for attempt := 1; ; attempt++ {
 		var bc *buildv1.BuildConfig
 		err := retry.OnError(apiRetry, cancellation.Retryable, func() error {
 			var err error
-			bc, err = buildconfig.Apply(ctx, bcs, o.BuildConfig, o.Spec, o.Owner)
+			bc, err = buildconfig.Apply(ctx, bcs, o.BuildConfig, o.Spec, o.Owner, buildconfig.Lock{Holder: holder, TTL: startLockTTL})
 			return err
 		})
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, d.stopFailure(ctx, failure.New(failure.BuildCancelled, "stopped"))
+			}
 			return nil, d.apiFailure(err, permissions.UpdateBuildConfig, o)
 		}
-		_ = bc
-		var b *buildv1.Build
-		var f *failure.Error
-		if o.Spec.Binary {
-			b, f = d.upload(ctx, o)
-		} else {
-			b, f = d.instantiate(ctx, o, nil)
-		}
+		b, f := d.startLocked(ctx, o, bc, holder)
 		if f != nil {
 			return b, f
 		}
@@ -278,6 +278,48 @@ func (d *Driver) start(ctx context.Context, o Options) (*buildv1.Build, *failure
 			return nil, d.stopFailure(ctx, failure.New(failure.BuildCancelled, "stopped"))
 		}
 	}
+}
+
+// startLockTTL bounds how long a run killed while starting blocks the
+// BuildConfig for other runs.
+const startLockTTL = time.Minute
+
+// startLocked starts the build while holding the BuildConfig's start lock,
+// and releases the lock as soon as OpenShift generated the build: for
+// instantiate that is its answer; for instantiatebinary, which answers only
+// once the build runs and took the upload, it is the BuildConfig's
+// lastVersion moving past the value we locked.
+func (d *Driver) startLocked(ctx context.Context, o Options, bc *buildv1.BuildConfig, holder string) (*buildv1.Build, *failure.Error) {
+	bcs := d.Clients.Builds.BuildConfigs(o.Namespace)
+	var once sync.Once
+	release := func() {
+		once.Do(func() {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			err := retry.OnError(apiRetry, cancellation.Retryable, func() error {
+				return buildconfig.Release(rctx, bcs, o.BuildConfig, holder)
+			})
+			if err != nil {
+				d.logf("warning: cannot release the start lock on BuildConfig %s (%v); it expires in %s", o.BuildConfig, err, startLockTTL)
+			}
+		})
+	}
+	defer release()
+	if !o.Spec.Binary {
+		return d.instantiate(ctx, o, nil)
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		_ = wait.PollUntilContextCancel(wctx, 100*time.Millisecond, false, func(ctx context.Context) (bool, error) {
+			cur, err := bcs.Get(ctx, o.BuildConfig, metav1.GetOptions{})
+			return err == nil && cur.Status.LastVersion > bc.Status.LastVersion, nil
+		})
+		if wctx.Err() == nil {
+			release()
+		}
+	}()
+	return d.upload(ctx, o)
 }
 
 var apiRetry = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 8, Cap: 5 * time.Second}

@@ -308,6 +308,16 @@ func TestConcurrentRunsEachBuildTheirOwnOutput(t *testing.T) {
 			t.Errorf("run %d built %s, want %s", i, got, want)
 		}
 	}
+	// The start lock means no run ever started a build from another run's
+	// spec (which could push to the other run's tag before being cancelled).
+	list, _ := c.client.BuildV1().Builds(ns).List(context.Background(), metav1.ListOptions{})
+	if len(list.Items) != n {
+		t.Errorf("%d builds for %d runs: some run started a build from a foreign spec", len(list.Items), n)
+	}
+	bc, _ := c.client.BuildV1().BuildConfigs(ns).Get(context.Background(), "app", metav1.GetOptions{})
+	if l := bc.Annotations[buildconfig.AnnotationStartLock]; l != "" {
+		t.Errorf("start lock left behind: %q", l)
+	}
 }
 
 func TestStopCancelsTheBuild(t *testing.T) {
