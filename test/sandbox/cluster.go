@@ -225,6 +225,12 @@ func (sb *Sandbox) installCRDs(ctx context.Context) error {
 		return err
 	}
 	var names []string
+	for _, crd := range sb.opts.CRDs {
+		if _, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd.DeepCopy(), metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("creating CRD %s: %w", crd.Name, err)
+		}
+		names = append(names, crd.Name)
+	}
 	for _, f := range files {
 		crds, err := readCRDs(f)
 		if err != nil {

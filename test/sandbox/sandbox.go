@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"net"
 	"net/http"
 	"os"
@@ -98,6 +99,11 @@ type Options struct {
 	// FrontDoor, if set, starts a front door; steps' kubeconfigs then point
 	// at it instead of the API server.
 	FrontDoor FrontDoorFunc
+	// CRDs are further CustomResourceDefinitions (e.g. the simulator's
+	// build.openshift.io resources) installed with Shipwright's and
+	// Tekton's, before kube-controller-manager starts, so its garbage
+	// collector watches them from the first moment.
+	CRDs []*apiextensionsv1.CustomResourceDefinition
 }
 
 func (o *Options) printf(format string, args ...any) {
