@@ -142,6 +142,7 @@ func TestFailingBuild(t *testing.T) {
 			if fd == nil {
 				t.Fatal("no status.failureDetails")
 			}
+			t.Logf("failureDetails: %s: %s", fd.Reason, fd.Message)
 			if fd.Reason != string(tc.wantReason) {
 				t.Errorf("failureDetails.reason = %q, want the OpenShift reason %q", fd.Reason, tc.wantReason)
 			}
@@ -323,6 +324,7 @@ func TestRBAC(t *testing.T) {
 		if fd == nil {
 			t.Fatal("no status.failureDetails")
 		}
+		t.Logf("failureDetails: %s: %s", fd.Reason, fd.Message)
 		if fd.Reason != "Forbidden" {
 			t.Errorf("failureDetails.reason = %q, want Forbidden", fd.Reason)
 		}
@@ -661,6 +663,7 @@ func TestInvalidInput(t *testing.T) {
 	if fd == nil {
 		t.Fatal("no status.failureDetails")
 	}
+	t.Logf("failureDetails: %s: %s", fd.Reason, fd.Message)
 	if fd.Reason != "InvalidInput" {
 		t.Errorf("failureDetails.reason = %q, want InvalidInput", fd.Reason)
 	}
