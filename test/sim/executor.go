@@ -312,6 +312,9 @@ func (e *executor) run(ctx context.Context) outcome {
 		e.log(cfg.Hex)
 	}
 
+	if pc := e.b.Spec.PostCommit; len(pc.Command) > 0 || len(pc.Args) > 0 || pc.Script != "" {
+		e.log("warning: the post-commit hook is not run by the simulator")
+	}
 	to := e.b.Spec.Output.To
 	if to == nil || to.Name == "" {
 		e.log("Build complete, no image push requested")
