@@ -258,6 +258,9 @@ func apply(ctx context.Context, c buildclient.BuildConfigInterface, name string,
 		if err != nil {
 			return err
 		}
+		if cur.Labels[LabelManagedBy] != ManagedByValue {
+			return &NotOwnedError{Name: name}
+		}
 		if holder, until, ok := heldBy(cur, now); ok && holder != l.Holder {
 			return &lockedError{holder: holder, until: until}
 		}
@@ -287,6 +290,14 @@ func apply(ctx context.Context, c buildclient.BuildConfigInterface, name string,
 		return nil, err
 	}
 	return out, nil
+}
+
+// NotOwnedError is returned by Apply for a BuildConfig ocbuild did not
+// create (it lacks the managed-by label): ocbuild never rewrites those.
+type NotOwnedError struct{ Name string }
+
+func (e *NotOwnedError) Error() string {
+	return fmt.Sprintf("BuildConfig %s exists and is not managed by ocbuild (no label %s=%s); ocbuild does not change it", e.Name, LabelManagedBy, ManagedByValue)
 }
 
 // Release drops the start lock if holder still holds it.

@@ -2,6 +2,7 @@ package buildconfig
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -171,7 +172,7 @@ func TestStartLockMakesOtherRunsWait(t *testing.T) {
 }
 
 func TestExpiredStartLockIsTakenOver(t *testing.T) {
-	stale := &buildv1.BuildConfig{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ns",
+	stale := &buildv1.BuildConfig{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ns", Labels: map[string]string{LabelManagedBy: ManagedByValue},
 		Annotations: map[string]string{AnnotationStartLock: "dead-run " + time.Now().Add(-time.Second).UTC().Format(time.RFC3339)}}}
 	c := fakebuild.NewSimpleClientset(stale)
 	bc, err := Apply(context.Background(), c.BuildV1().BuildConfigs("ns"), "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"},
@@ -181,5 +182,20 @@ func TestExpiredStartLockIsTakenOver(t *testing.T) {
 	}
 	if !strings.HasPrefix(bc.Annotations[AnnotationStartLock], "run-b ") {
 		t.Errorf("lock = %q", bc.Annotations[AnnotationStartLock])
+	}
+}
+
+func TestApplyRefusesABuildConfigItDoesNotOwn(t *testing.T) {
+	theirs := &buildv1.BuildConfig{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ns"},
+		Spec: buildv1.BuildConfigSpec{CommonSpec: buildv1.CommonSpec{Output: buildv1.BuildOutput{To: &corev1.ObjectReference{Kind: "DockerImage", Name: "quay.io/theirs:1"}}}}}
+	c := fakebuild.NewSimpleClientset(theirs)
+	_, err := Apply(context.Background(), c.BuildV1().BuildConfigs("ns"), "app", Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"}, Owner{}, Lock{})
+	var notOwned *NotOwnedError
+	if !errors.As(err, &notOwned) {
+		t.Fatalf("err = %v, want NotOwnedError", err)
+	}
+	got, _ := c.BuildV1().BuildConfigs("ns").Get(context.Background(), "app", metav1.GetOptions{})
+	if got.Spec.Output.To.Name != "quay.io/theirs:1" {
+		t.Error("a foreign BuildConfig was changed")
 	}
 }

@@ -252,7 +252,12 @@ func (d *Driver) start(ctx context.Context, o Options) (*buildv1.Build, *failure
 			return err
 		})
 		if err != nil {
-			if ctx.Err() != nil {
+			var notOwned *buildconfig.NotOwnedError
+			switch {
+			case errors.As(err, &notOwned):
+				return nil, failure.Wrap(failure.BuildConfigNotOwned, err,
+					"choose another BuildConfig name (buildconfig-name parameter), or run the existing one with the openshift-buildconfig strategy")
+			case ctx.Err() != nil:
 				return nil, d.stopFailure(ctx, failure.New(failure.BuildCancelled, "stopped"))
 			}
 			return nil, d.apiFailure(err, permissions.UpdateBuildConfig, o)

@@ -33,6 +33,7 @@ const (
 	RegistryUnreachable   = "RegistryUnreachable"
 	ResultsNotWritten     = "ResultsNotWritten"
 	BuildConfigContention = "BuildConfigContention"
+	BuildConfigNotOwned   = "BuildConfigNotOwned"
 )
 
 // Error is a failure with a reason. Err, when set, is the underlying cause.
