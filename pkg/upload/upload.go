@@ -59,22 +59,14 @@ func Start(ctx context.Context, r Request) (*Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	pr, pw := io.Pipe()
-	var stats archive.Stats
-	archived := make(chan error, 1)
-	go func() {
-		opts := []archive.Option{}
-		if r.IncludeGit {
-			opts = append(opts, archive.IncludeGit())
-		}
-		if r.Warn != nil {
-			opts = append(opts, archive.WithWarnings(r.Warn))
-		}
-		s, err := archive.Write(ctx, pw, r.Dir, opts...)
-		stats = s
-		pw.CloseWithError(err)
-		archived <- err
-	}()
+	opts := []archive.Option{}
+	if r.IncludeGit {
+		opts = append(opts, archive.IncludeGit())
+	}
+	if r.Warn != nil {
+		opts = append(opts, archive.WithWarnings(r.Warn))
+	}
+	pr, archived := archive.Reader(ctx, r.Dir, opts...)
 	body := &counter{r: pr}
 
 	start := time.Now()
@@ -82,24 +74,24 @@ func Start(ctx context.Context, r Request) (*Result, error) {
 	defer close(stop)
 	go r.progress(body, start, stop)
 
-	opts := r.Revision
-	if opts.Commit == "" {
+	params := r.Revision
+	if params.Commit == "" {
 		// A revision without a commit is not recorded by the server.
-		opts = buildv1.BinaryBuildRequestOptions{AsFile: opts.AsFile}
+		params = buildv1.BinaryBuildRequestOptions{AsFile: params.AsFile}
 	}
-	opts.Name = r.BuildConfig
+	params.Name = r.BuildConfig
 	build := &buildv1.Build{}
 	err := r.Client.Post().Namespace(r.Namespace).Resource("buildconfigs").Name(r.BuildConfig).
-		SubResource("instantiatebinary").VersionedParams(&opts, buildscheme.ParameterCodec).
+		SubResource("instantiatebinary").VersionedParams(&params, buildscheme.ParameterCodec).
 		Body(io.Reader(body)).Do(ctx).Into(build)
 	// Stop the archiver if the server answered without reading everything.
-	pr.CloseWithError(errors.New("upload ended"))
+	_ = pr.Close()
 	cancel()
-	aerr := <-archived
+	stats, aerr := archived()
 	if err != nil {
 		return nil, err
 	}
-	if aerr != nil && !errors.Is(aerr, context.Canceled) {
+	if aerr != nil && !errors.Is(aerr, context.Canceled) && !errors.Is(aerr, io.ErrClosedPipe) {
 		return nil, fmt.Errorf("upload: archiving %s: %w", r.Dir, aerr)
 	}
 	return &Result{Build: build, Stats: stats, Sent: body.n.Load(), Duration: time.Since(start)}, nil
