@@ -215,6 +215,7 @@ func TestCancel(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				once := sync.Once{}
+				defer once.Do(func() { close(ready) }) // the watch failed before it synced
 				watchErr = watchBuilds(watchCtx, ns, "", nameSelector(ob.Name), func(items []*buildv1.Build) (bool, error) {
 					once.Do(func() { close(ready) })
 					for _, x := range items {
