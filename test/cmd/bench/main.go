@@ -51,6 +51,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
@@ -120,6 +121,7 @@ func run(ctx context.Context, o options) error {
 	}
 	b := &bench{o: o, root: root, sb: sb, sim: s, phaseSeen: newPhaseLog()}
 	err = b.run(ctx)
+	quietKlog() // client-go informers in the simulator log "context canceled" as they stop
 	sb.Stop()
 	if err != nil || o.keep || !tempDir {
 		fmt.Printf("sandbox state and logs in %s\n", dir)
@@ -610,4 +612,10 @@ func human(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// quietKlog discards client-go's klog output from now on.
+func quietKlog() {
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 }

@@ -24,6 +24,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -95,6 +96,7 @@ func (d *demo) run(ctx context.Context, dir string) int {
 	say("sandbox up in %s (state and logs in %s)", time.Since(start).Round(time.Second), dir)
 	code := d.buildRun(ctx)
 	say("stopping the sandbox")
+	quietKlog() // client-go informers in the simulator log "context canceled" as they stop
 	d.sb.Stop()
 	switch {
 	case code != 0 || d.keep || !tempDir:
@@ -299,4 +301,10 @@ func (d *demo) report(ctx context.Context, br *buildv1beta1.BuildRun) int {
 	fmt.Printf("verified: registry has %s@%s (%d bytes: config + %s); commit %s is %s.git's HEAD\n",
 		ref, img.Digest, img.Size, layers, commit, sampleApp)
 	return 0
+}
+
+// quietKlog discards client-go's klog output from now on.
+func quietKlog() {
+	klog.LogToStderr(false)
+	klog.SetOutput(io.Discard)
 }
