@@ -253,10 +253,10 @@ func apply(ctx context.Context, c buildclient.BuildConfigInterface, name string,
 				// Another BuildRun created it first: take the update path.
 				return apierrors.NewConflict(buildv1.Resource("buildconfigs"), name, err)
 			}
-			return err
+			return callError("create", err)
 		}
 		if err != nil {
-			return err
+			return callError("get", err)
 		}
 		if cur.Labels[LabelManagedBy] != ManagedByValue {
 			return &NotOwnedError{Name: name}
@@ -284,12 +284,30 @@ func apply(ctx context.Context, c buildclient.BuildConfigInterface, name string,
 			return nil
 		}
 		out, err = c.Update(ctx, upd, metav1.UpdateOptions{})
-		return err
+		return callError("update", err)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// CallError names the API call (verb on buildconfigs) that failed, so a 403
+// can name the missing permission.
+type CallError struct {
+	Verb string
+	Err  error
+}
+
+func (e *CallError) Error() string { return e.Err.Error() }
+
+func (e *CallError) Unwrap() error { return e.Err }
+
+func callError(verb string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &CallError{Verb: verb, Err: err}
 }
 
 // NotOwnedError is returned by Apply for a BuildConfig ocbuild did not

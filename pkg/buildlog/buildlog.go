@@ -44,7 +44,8 @@ type Follower struct {
 	// TerminalGrace is how long an open stream may outlive the build's
 	// terminal phase before it is closed and the tail re-read.
 	TerminalGrace time.Duration
-	// MaxFinalReads bounds the re-reads after the build ended.
+	// MaxFinalReads bounds the re-reads after the build ended that bring
+	// nothing new.
 	MaxFinalReads int
 
 	pos position
@@ -75,11 +76,12 @@ func (f *Follower) Run(ctx context.Context) error {
 		f.TerminalGrace = 10 * time.Second
 	}
 	if f.MaxFinalReads == 0 {
-		f.MaxFinalReads = 6
+		f.MaxFinalReads = 12
 	}
 	backoff := f.Backoff
-	finalReads := 0
-	lastTail := "\x00" // no read yet
+	stalled := 0 // reads of the finished log that brought nothing new
+	agree := 0   // consecutive clean reads that ended at our position
+	lastTail := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -105,32 +107,46 @@ func (f *Follower) Run(ctx context.Context) error {
 			return nil
 		}
 		terminal := buildwatch.Terminal(b.Status.Phase)
-		added, tail, err := f.read(ctx, !terminal)
+		r := f.read(ctx, !terminal)
+		added, err := r.added, r.err
 		if terminal {
-			if err == nil && added == 0 && tail == lastTail {
-				// Two reads agree on where the log ends.
-				if tail != "" {
-					// The log ends without a newline; it was never printed.
-					_, text, _ := splitTimestamp(tail)
-					if _, werr := io.WriteString(f.Out, text+"\n"); werr != nil {
-						return werr
+			// A read can end early without an error (the server closes the
+			// stream silently on copy errors, a proxy may cut it). The log
+			// is complete only when reads that re-delivered everything up
+			// to our position end cleanly twice in a row, adding nothing.
+			if err == nil && added == 0 && r.caughtUp {
+				if r.tail == lastTail {
+					agree++
+				} else {
+					agree, lastTail = 1, r.tail
+				}
+				if agree >= 2 {
+					if r.tail != "" {
+						// The log ends without a newline; it was never printed.
+						_, text, _ := splitTimestamp(r.tail)
+						if _, werr := io.WriteString(f.Out, text+"\n"); werr != nil {
+							return werr
+						}
+						f.pos.lines++
 					}
-					f.pos.lines++
+					return nil
 				}
-				return nil
+				continue
 			}
-			lastTail = tail
-			finalReads++
-			if finalReads >= f.MaxFinalReads {
-				if err != nil {
-					return fmt.Errorf("the build log may be incomplete: %w", err)
-				}
-				return nil
+			agree = 0
+			if added > 0 {
+				stalled = 0
+				continue
 			}
-			if err != nil {
-				if !f.sleep(ctx, &backoff, nil) {
-					return ctx.Err()
+			stalled++
+			if stalled >= f.MaxFinalReads {
+				if err == nil {
+					err = errors.New("the stream kept ending early")
 				}
+				return fmt.Errorf("the build log may be incomplete after %d reads: %w", stalled, err)
+			}
+			if !f.sleep(ctx, &backoff, nil) {
+				return ctx.Err()
 			}
 			continue
 		}
@@ -158,9 +174,16 @@ func (f *Follower) sleep(ctx context.Context, b *wait.Backoff, wake <-chan struc
 	return true
 }
 
-// read opens one log stream and prints the lines past the position. It
-// returns the number of new lines printed and any unterminated last line.
-func (f *Follower) read(ctx context.Context, follow bool) (int, string, error) {
+// readResult is what one stream delivered.
+type readResult struct {
+	added    int    // new lines printed
+	tail     string // an unterminated last line, not printed
+	caughtUp bool   // the stream re-delivered every line up to the position
+	err      error
+}
+
+// read opens one log stream and prints the lines past the position.
+func (f *Follower) read(ctx context.Context, follow bool) readResult {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if follow {
@@ -191,7 +214,7 @@ func (f *Follower) read(ctx context.Context, follow bool) (int, string, error) {
 	rc, err := f.Client.Get().Namespace(f.Namespace).Resource("builds").Name(f.Build).SubResource("log").
 		VersionedParams(opts, buildscheme.ParameterCodec).Stream(sctx)
 	if err != nil {
-		return 0, "", err
+		return readResult{err: err}
 	}
 	defer rc.Close()
 	return f.copy(rc)
@@ -201,24 +224,32 @@ func (f *Follower) read(ctx context.Context, follow bool) (int, string, error) {
 // position. A final line without a newline is never printed here: it may be
 // a line cut in the middle. It is returned as tail; Run prints it once two
 // reads of the finished log end with the same tail.
-func (f *Follower) copy(r io.Reader) (added int, tail string, err error) {
+func (f *Follower) copy(r io.Reader) readResult {
 	br := bufio.NewReaderSize(r, 64<<10)
+	startAt, startCount := f.pos.at, f.pos.count
+	res := readResult{caughtUp: startAt.IsZero()}
 	var cur time.Time // timestamp of the current line in this stream
 	seen := 0         // lines in this stream with timestamp equal to f.pos.at
 	for {
 		line, rerr := br.ReadString('\n')
 		if rerr != nil {
 			if errors.Is(rerr, io.EOF) {
-				return added, line, nil
+				res.tail = line
+			} else {
+				res.err = rerr
 			}
-			return added, "", rerr
+			return res
 		}
 		ok, werr := f.emit(line, &cur, &seen)
 		if werr != nil {
-			return added, "", werr
+			res.err = werr
+			return res
 		}
 		if ok {
-			added++
+			res.added++
+		}
+		if cur.After(startAt) || cur.Equal(startAt) && seen >= startCount {
+			res.caughtUp = true
 		}
 	}
 }

@@ -181,3 +181,35 @@ func TestStalledStreamIsClosedOnceTheBuildEnds(t *testing.T) {
 		t.Errorf("got %q, want %q", out.String(), want)
 	}
 }
+
+// A re-read of a finished log that is cut before it gets past the lines
+// already printed must not be taken for the end of the log.
+func TestCutBeforeThePositionIsNotTheEnd(t *testing.T) {
+	lines, want := stamped(40, 4) // four lines per timestamp, ~2 per second
+	ls := &logServer{lines: lines, cuts: []int{10, 1, 1, 0, 1, 2, 1}}
+	srv := httptest.NewServer(ls)
+	defer srv.Close()
+	f, out := follower(t, srv, buildv1.BuildPhaseComplete)
+	if err := f.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want {
+		t.Errorf("log incomplete or repeated\n got: %q\nwant: %q", out.String(), want)
+	}
+}
+
+func TestEndlessCutsReportAnIncompleteLog(t *testing.T) {
+	lines, _ := stamped(20, 1)
+	cuts := make([]int, 100)
+	for i := range cuts {
+		cuts[i] = 0 // every stream ends before its first line
+	}
+	cuts[0] = 5
+	srv := httptest.NewServer(&logServer{lines: lines, cuts: cuts})
+	defer srv.Close()
+	f, _ := follower(t, srv, buildv1.BuildPhaseComplete)
+	f.MaxFinalReads = 4
+	if err := f.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "incomplete") {
+		t.Fatalf("err = %v, want an incomplete-log error", err)
+	}
+}

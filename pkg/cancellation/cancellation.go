@@ -36,7 +36,8 @@ var cancelPatch = []byte(`{"status":{"cancelled":true}}`)
 // until ctx ends. A build that already ended keeps its phase (OpenShift stores
 // the flag but does not change a terminal build).
 func Build(ctx context.Context, c buildclient.BuildInterface, name string) error {
-	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 8, Cap: 3 * time.Second}
+	// No Cap: wait.Backoff stops retrying once a Cap is reached.
+	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 1.5, Jitter: 0.1, Steps: 10}
 	return retry.OnError(backoff, Retryable, func() error {
 		_, err := c.Patch(ctx, name, types.MergePatchType, cancelPatch, metav1.PatchOptions{})
 		return err

@@ -26,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -169,6 +170,9 @@ func (d *Driver) run(parent context.Context, o Options) *Outcome {
 		return &Outcome{Failure: err}
 	}
 	if o.Owner.TaskRun != "" && d.Clients.Dynamic != nil {
+		if o.Mode == ModeBuild && o.Spec.CompletionDeadlineSeconds == 0 {
+			o.Spec.CompletionDeadlineSeconds = d.deadlineFromTaskRun(ctx, o)
+		}
 		go d.watchTaskRun(ctx, cancel, o)
 	}
 
@@ -219,6 +223,34 @@ func (d *Driver) watchTaskRun(ctx context.Context, cancel context.CancelCauseFun
 
 func (c *stopCause) Error() string { return c.reason + ": " + c.message }
 
+// deadlineFromTaskRun returns the seconds left before the TaskRun times out
+// (spec.timeout from status.startTime), so the build's
+// completionDeadlineSeconds ends it no later than its BuildRun; 0 when
+// unknown or unlimited.
+func (d *Driver) deadlineFromTaskRun(ctx context.Context, o Options) int64 {
+	tr, err := d.Clients.Dynamic.Resource(cancellation.TaskRuns).Namespace(o.Namespace).Get(ctx, o.Owner.TaskRun, metav1.GetOptions{})
+	if err != nil {
+		return 0
+	}
+	timeout, _, _ := unstructured.NestedString(tr.Object, "spec", "timeout")
+	started, _, _ := unstructured.NestedString(tr.Object, "status", "startTime")
+	limit, err := time.ParseDuration(timeout)
+	if err != nil || limit <= 0 {
+		return 0
+	}
+	begin, err := time.Parse(time.RFC3339, started)
+	if err != nil {
+		begin = time.Now()
+	}
+	left := time.Until(begin.Add(limit))
+	if left < time.Second {
+		return 1
+	}
+	secs := int64(left / time.Second)
+	d.logf("TaskRun %s times out in %s: the build gets completionDeadlineSeconds %d", o.Owner.TaskRun, left.Round(time.Second), secs)
+	return secs
+}
+
 // stopFailure describes why ctx ended.
 func (d *Driver) stopFailure(ctx context.Context, fallback *failure.Error) *failure.Error {
 	var sc *stopCause
@@ -260,7 +292,17 @@ func (d *Driver) start(ctx context.Context, o Options) (*buildv1.Build, *failure
 			case ctx.Err() != nil:
 				return nil, d.stopFailure(ctx, failure.New(failure.BuildCancelled, "stopped"))
 			}
-			return nil, d.apiFailure(err, permissions.UpdateBuildConfig, o)
+			perm := permissions.UpdateBuildConfig
+			var call *buildconfig.CallError
+			if errors.As(err, &call) {
+				switch call.Verb {
+				case "get":
+					perm = permissions.GetBuildConfig
+				case "create":
+					perm = permissions.CreateBuildConfig
+				}
+			}
+			return nil, d.apiFailure(err, perm, o)
 		}
 		b, f := d.startLocked(ctx, o, bc, holder)
 		if f != nil {
@@ -327,7 +369,9 @@ func (d *Driver) startLocked(ctx context.Context, o Options, bc *buildv1.BuildCo
 	return d.upload(ctx, o)
 }
 
-var apiRetry = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 8, Cap: 5 * time.Second}
+// apiRetry retries transient API errors for about 20 s (10 tries). No Cap:
+// wait.Backoff ends the retries as soon as a Cap is reached.
+var apiRetry = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 1.6, Jitter: 0.2, Steps: 10}
 
 func (d *Driver) startExisting(ctx context.Context, o Options) (*buildv1.Build, *failure.Error) {
 	var bc *buildv1.BuildConfig
@@ -485,8 +529,10 @@ func (d *Driver) upload(ctx context.Context, o Options) (*buildv1.Build, *failur
 	}
 	d.logf("uploading %s to BuildConfig %s/%s", o.SourceDir, o.Namespace, o.BuildConfig)
 	var res *upload.Result
+	// A conflict (OpenShift gave up bumping lastVersion) created no build,
+	// and a failed upload's build is cancelled by the server: retrying is safe.
 	err := retry.OnError(apiRetry, func(err error) bool {
-		return cancellation.Retryable(err) && !apierrors.IsConflict(err) && ctx.Err() == nil
+		return cancellation.Retryable(err) && ctx.Err() == nil
 	}, func() error {
 		var err error
 		res, err = upload.Start(uctx, req)

@@ -347,7 +347,8 @@ func TestTaskRunCancelCancelsTheBuild(t *testing.T) {
 	c := newCluster(t)
 	r := newRun(t, c)
 	tr := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
-		"metadata": map[string]any{"name": "tr-1", "namespace": ns, "uid": "uid-9"}, "spec": map[string]any{}}}
+		"metadata": map[string]any{"name": "tr-1", "namespace": ns, "uid": "uid-9"}, "spec": map[string]any{"timeout": "1h0m0s"},
+		"status":   map[string]any{"startTime": time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)}}}
 	scheme := runtime.NewScheme()
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme,
 		map[schema.GroupVersionResource]string{cancellation.TaskRuns: "TaskRunList"}, tr)
@@ -372,6 +373,10 @@ func TestTaskRunCancelCancelsTheBuild(t *testing.T) {
 	}
 	if got := r.result(results.ErrorReason); got != failure.BuildCancelled {
 		t.Errorf("reason = %q", got)
+	}
+	// The build may not outlive the TaskRun: 50 minutes were left.
+	if d := c.get("app-1").Spec.CompletionDeadlineSeconds; d == nil || *d > 50*60 || *d < 49*60 {
+		t.Errorf("completionDeadlineSeconds = %v, want the ~3000 s the TaskRun had left", d)
 	}
 }
 

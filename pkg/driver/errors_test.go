@@ -38,7 +38,7 @@ func TestForbiddenNamesTheMissingPermission(t *testing.T) {
 	if got := r.result(results.ErrorReason); got != failure.Forbidden {
 		t.Errorf("reason = %q", got)
 	}
-	if msg := r.result(results.ErrorMessage); !strings.Contains(msg, "buildconfigs") || !strings.Contains(msg, "ocbuild-step") {
+	if msg := r.result(results.ErrorMessage); !strings.Contains(msg, "may not get buildconfigs") || !strings.Contains(msg, "ocbuild-step") {
 		t.Errorf("message %q does not name the resource and the Role to bind", msg)
 	}
 }
