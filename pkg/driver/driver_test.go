@@ -348,7 +348,7 @@ func TestTaskRunCancelCancelsTheBuild(t *testing.T) {
 	r := newRun(t, c)
 	tr := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "tekton.dev/v1", "kind": "TaskRun",
 		"metadata": map[string]any{"name": "tr-1", "namespace": ns, "uid": "uid-9"}, "spec": map[string]any{"timeout": "1h0m0s"},
-		"status":   map[string]any{"startTime": time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)}}}
+		"status": map[string]any{"startTime": time.Now().Add(-10 * time.Minute).UTC().Format(time.RFC3339)}}}
 	scheme := runtime.NewScheme()
 	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(scheme,
 		map[schema.GroupVersionResource]string{cancellation.TaskRuns: "TaskRunList"}, tr)
