@@ -66,31 +66,26 @@ func ImageReference(flag, value string) error {
 // KeyValue splits K=V for an environment variable or build argument and checks
 // the name as OpenShift does for build env.
 func KeyValue(flag, value string) (string, string, error) {
-	k, v, ok := strings.Cut(value, "=")
-	if !ok {
-		return "", "", usage(flag, value, "expected NAME=VALUE (an = is missing); to pass an empty value write NAME=")
-	}
-	if k == "" {
-		return "", "", usage(flag, value, "the name before = is empty")
-	}
-	if errs := validation.IsEnvVarName(k); len(errs) > 0 {
-		return "", "", usage(flag, value, "invalid name %q: %s", k, strings.Join(errs, "; "))
-	}
-	return k, v, nil
+	return splitPair(flag, value, "name", validation.IsEnvVarName,
+		"expected NAME=VALUE (an = is missing); to pass an empty value write NAME=")
 }
 
 // Label splits K=V for an output image label; OpenShift requires a qualified
 // name (e.g. io.openshift.tags or example.com/owner).
 func Label(flag, value string) (string, string, error) {
+	return splitPair(flag, value, "label name", validation.IsQualifiedName, "expected NAME=VALUE (an = is missing)")
+}
+
+func splitPair(flag, value, what string, check func(string) []string, missing string) (string, string, error) {
 	k, v, ok := strings.Cut(value, "=")
 	if !ok {
-		return "", "", usage(flag, value, "expected NAME=VALUE (an = is missing)")
+		return "", "", usage(flag, value, "%s", missing)
 	}
 	if k == "" {
-		return "", "", usage(flag, value, "the label name before = is empty")
+		return "", "", usage(flag, value, "the %s before = is empty", what)
 	}
-	if errs := validation.IsQualifiedName(k); len(errs) > 0 {
-		return "", "", usage(flag, value, "invalid label name %q: %s", k, strings.Join(errs, "; "))
+	if errs := check(k); len(errs) > 0 {
+		return "", "", usage(flag, value, "invalid %s %q: %s", what, k, strings.Join(errs, "; "))
 	}
 	return k, v, nil
 }
