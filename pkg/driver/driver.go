@@ -223,10 +223,17 @@ func (d *Driver) watchTaskRun(ctx context.Context, cancel context.CancelCauseFun
 
 func (c *stopCause) Error() string { return c.reason + ": " + c.message }
 
+// deadlineGrace is added to the TaskRun's remaining time: at the timeout
+// Tekton stops the step, which cancels the build itself (SIGTERM or its
+// TaskRun watch) so the BuildRun reports BuildRunTimeout. The deadline is the
+// backstop for a step killed before it could cancel; set exactly at the
+// timeout it would fail the build a moment before Tekton's timeout and turn
+// the BuildRun's timeout into a plain failure.
+const deadlineGrace = 15 * time.Second
+
 // deadlineFromTaskRun returns the seconds left before the TaskRun times out
-// (spec.timeout from status.startTime), so the build's
-// completionDeadlineSeconds ends it no later than its BuildRun; 0 when
-// unknown or unlimited.
+// (spec.timeout from status.startTime) plus deadlineGrace, for the build's
+// completionDeadlineSeconds; 0 when unknown or unlimited.
 func (d *Driver) deadlineFromTaskRun(ctx context.Context, o Options) int64 {
 	tr, err := d.Clients.Dynamic.Resource(cancellation.TaskRuns).Namespace(o.Namespace).Get(ctx, o.Owner.TaskRun, metav1.GetOptions{})
 	if err != nil {
@@ -243,10 +250,10 @@ func (d *Driver) deadlineFromTaskRun(ctx context.Context, o Options) int64 {
 		begin = time.Now()
 	}
 	left := time.Until(begin.Add(limit))
-	if left < time.Second {
-		return 1
+	if left < 0 {
+		left = 0
 	}
-	secs := int64(left / time.Second)
+	secs := int64((left + deadlineGrace + time.Second - 1) / time.Second)
 	d.logf("TaskRun %s times out in %s: the build gets completionDeadlineSeconds %d", o.Owner.TaskRun, left.Round(time.Second), secs)
 	return secs
 }
