@@ -360,8 +360,11 @@ func TestExistingBuildConfig(t *testing.T) {
 	ctx := testContext(t, 6*time.Minute)
 	ns := newNamespace(t, true)
 	const repo = "buildconfig-app"
+	// main moves on (with content unique to this run, so -count=N works);
+	// the Build pins Shipwright to the first commit, and OpenShift must
+	// build that commit, not the BuildConfig's ref.
 	head := sb.RepoHeads[repo]
-	tip := pushCommit(t, repo, "version.txt", "second commit\n")
+	tip := pushCommit(t, repo, "version.txt", "commit for "+ns+"\n")
 	if tip == head {
 		t.Fatal("pushing a commit did not move main")
 	}
