@@ -190,9 +190,15 @@ func (f *Follower) read(ctx context.Context, follow bool) readResult {
 		// Never hang on a stream once the build is over: close it after a
 		// grace period and let the caller re-read the tail.
 		go func() {
-			for !f.Tracker.Done() {
+			for {
+				// Take the channel before checking, or a change in
+				// between would go unnoticed.
+				changed := f.Tracker.Changed()
+				if f.Tracker.Done() {
+					break
+				}
 				select {
-				case <-f.Tracker.Changed():
+				case <-changed:
 				case <-sctx.Done():
 					return
 				}

@@ -49,10 +49,12 @@ func Build(ctx context.Context, c buildclient.BuildInterface, name string) error
 func Retryable(err error) bool {
 	return apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) || apierrors.IsServerTimeout(err) ||
 		apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) || apierrors.IsUnexpectedServerError(err) ||
-		isBadGateway(err) || apierrors.IsConflict(err)
+		failedByCode(err) || apierrors.IsConflict(err)
 }
 
-func isBadGateway(err error) bool {
+// failedByCode catches 5xx answers whose Status carries no matching reason
+// (proxies, gateways).
+func failedByCode(err error) bool {
 	var s *apierrors.StatusError
 	if errors.As(err, &s) {
 		c := s.Status().Code

@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -436,7 +437,7 @@ func CheckOverrides(bc *buildv1.BuildConfig, o Options) *failure.Error {
 		}
 	}
 	if bc.Annotations[buildv1.BuildConfigPausedAnnotation] == "true" {
-		return failure.New("BuildConfigPaused", "BuildConfig %s/%s is paused (annotation %s): unpause it to run builds",
+		return failure.New(failure.BuildConfigPaused, "BuildConfig %s/%s is paused (annotation %s): unpause it to run builds",
 			o.Namespace, bc.Name, buildv1.BuildConfigPausedAnnotation)
 	}
 	return nil
@@ -581,7 +582,7 @@ func (d *Driver) startFailure(err error, p permissions.Permission, o Options) *f
 	case apierrors.IsNotFound(err) && strings.Contains(msg, "imagestreamtag"):
 		return failure.Wrap(failure.BuilderImageNotFound, err, "the builder image of BuildConfig %s does not exist", o.BuildConfig)
 	case apierrors.IsBadRequest(err) && strings.Contains(msg, "is paused"):
-		return failure.Wrap("BuildConfigPaused", err, "BuildConfig %s is paused", o.BuildConfig)
+		return failure.Wrap(failure.BuildConfigPaused, err, "BuildConfig %s is paused", o.BuildConfig)
 	}
 	return d.apiFailure(err, p, o)
 }
@@ -610,7 +611,7 @@ func (d *Driver) claim(ctx context.Context, o Options, b *buildv1.Build) {
 			APIVersion: "tekton.dev/v1", Kind: "TaskRun", Name: o.Owner.TaskRun, UID: types.UID(o.Owner.TaskRunUID),
 		}}
 	}
-	patch, _ := jsonMarshal(map[string]any{"metadata": meta})
+	patch, _ := json.Marshal(map[string]any{"metadata": meta})
 	err := retry.OnError(apiRetry, cancellation.Retryable, func() error {
 		_, err := d.Clients.Builds.Builds(o.Namespace).Patch(ctx, b.Name, types.MergePatchType, patch, metav1.PatchOptions{})
 		return err
@@ -651,6 +652,7 @@ func (d *Driver) follow(ctx context.Context, o Options, b *buildv1.Build) *Outco
 		startTimer = t.C
 	}
 	lastState := ""
+	watchEnded := false
 	var final *buildv1.Build
 	var stopped *failure.Error
 wait:
@@ -666,6 +668,7 @@ wait:
 		}
 		select {
 		case w := <-done:
+			watchEnded = true
 			if w.err != nil {
 				if errors.Is(w.err, buildwatch.ErrDeleted) {
 					stopLog()
@@ -694,17 +697,13 @@ wait:
 		d.logf("cancelling build %s: %s", b.Name, stopped.Message)
 		d.cancelBuild(o, b.Name)
 		cctx, ccancel := context.WithTimeout(context.Background(), o.CancelGrace)
-		for !tracker.Done() {
+		if !watchEnded {
+			// The watch ends at the terminal phase: the Cancelled we wait for.
 			select {
-			case <-tracker.Changed():
-				continue
 			case w := <-done:
-				if w.b != nil {
-					final = w.b
-				}
+				final = w.b
 			case <-cctx.Done():
 			}
-			break
 		}
 		ccancel()
 		if final == nil {

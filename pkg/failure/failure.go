@@ -34,6 +34,7 @@ const (
 	ResultsNotWritten     = "ResultsNotWritten"
 	BuildConfigContention = "BuildConfigContention"
 	BuildConfigNotOwned   = "BuildConfigNotOwned"
+	BuildConfigPaused     = "BuildConfigPaused"
 )
 
 // Error is a failure with a reason. Err, when set, is the underlying cause.
