@@ -243,6 +243,12 @@ func (sb *Sandbox) installCRDs(ctx context.Context) error {
 			names = append(names, crd.Name)
 		}
 	}
+	return WaitEstablished(ctx, client, names...)
+}
+
+// WaitEstablished waits (up to a minute each) until the named CRDs are
+// Established, i.e. their resources are served.
+func WaitEstablished(ctx context.Context, client apiextensionsclient.Interface, names ...string) error {
 	for _, name := range names {
 		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 			crd, err := client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
@@ -320,18 +326,28 @@ func (sb *Sandbox) setupCluster(ctx, runCtx context.Context) error {
 		return err
 	}
 
-	factory := informers.NewSharedInformerFactory(sb.Kube, 0)
+	return EnsureServiceAccounts(ctx, runCtx, sb.Kube, PipelineServiceAccount, func(format string, args ...any) {
+		sb.opts.printf("sandbox: "+format+"\n", args...)
+	})
+}
+
+// EnsureServiceAccounts starts a controller, running until runCtx ends, that
+// gives every namespace (existing and new) a ServiceAccount called name, as
+// OpenShift does for `builder` and OpenShift Pipelines for `pipeline`. It
+// returns once the namespace informer has synced (bounded by ctx).
+func EnsureServiceAccounts(ctx, runCtx context.Context, kube kubernetes.Interface, name string, logf func(string, ...any)) error {
+	factory := informers.NewSharedInformerFactory(kube, 0)
 	nsInformer := factory.Core().V1().Namespaces().Informer()
 	ensure := func(obj any) {
 		ns, ok := obj.(*corev1.Namespace)
 		if !ok || ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
 			return
 		}
-		_, err := sb.Kube.CoreV1().ServiceAccounts(ns.Name).Create(runCtx, &corev1.ServiceAccount{
-			ObjectMeta: metav1.ObjectMeta{Name: PipelineServiceAccount},
+		_, err := kube.CoreV1().ServiceAccounts(ns.Name).Create(runCtx, &corev1.ServiceAccount{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
 		}, metav1.CreateOptions{})
 		if err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsForbidden(err) && runCtx.Err() == nil {
-			sb.opts.printf("sandbox: creating ServiceAccount %s/%s: %v\n", ns.Name, PipelineServiceAccount, err)
+			logf("creating ServiceAccount %s/%s: %v", ns.Name, name, err)
 		}
 	}
 	if _, err := nsInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{

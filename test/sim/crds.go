@@ -3,16 +3,16 @@ package sim
 import (
 	"context"
 	"fmt"
-	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/ocbuild/ocbuild/test/sandbox"
 )
 
 // Group is the API group the simulator serves.
@@ -102,24 +102,11 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 			return fmt.Errorf("installing CRD %s: %w", crd.Name, err)
 		}
 	}
+	var names []string
 	for _, crd := range CRDs() {
-		err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			cur, err := crds.Get(ctx, crd.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			for _, c := range cur.Status.Conditions {
-				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-					return true, nil
-				}
-			}
-			return false, nil
-		})
-		if err != nil {
-			return fmt.Errorf("CRD %s not established: %w", crd.Name, err)
-		}
+		names = append(names, crd.Name)
 	}
-	return nil
+	return sandbox.WaitEstablished(ctx, client, names...)
 }
 
 // Strategy subresources of builds checked by the build-strategy admission

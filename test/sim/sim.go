@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,13 +13,9 @@ import (
 
 	buildclient "github.com/openshift/client-go/build/clientset/versioned"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/ocbuild/ocbuild/test/sandbox"
 )
@@ -180,7 +175,7 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 	if err := registerWebhooks(ctx, kube, whURL, cert.caPEM, "default"); err != nil {
 		return nil, err
 	}
-	if err := ensureBuilderServiceAccounts(ctx, runCtx, kube, s.logf); err != nil {
+	if err := sandbox.EnsureServiceAccounts(ctx, runCtx, kube, defaultServiceAccount, s.logf); err != nil {
 		return nil, err
 	}
 	if err := SeedImages(ctx, sb.Registry); err != nil {
@@ -278,34 +273,4 @@ func (s *Sim) stop() {
 		s.out = nil
 	}
 	s.mu.Unlock()
-}
-
-// ensureBuilderServiceAccounts gives every namespace a `builder`
-// ServiceAccount, as OpenShift does.
-func ensureBuilderServiceAccounts(ctx, runCtx context.Context, kube kubernetes.Interface, logf func(string, ...any)) error {
-	factory := informers.NewSharedInformerFactory(kube, 0)
-	nsInformer := factory.Core().V1().Namespaces().Informer()
-	ensure := func(obj any) {
-		ns, ok := obj.(*corev1.Namespace)
-		if !ok || ns.DeletionTimestamp != nil || ns.Status.Phase == corev1.NamespaceTerminating {
-			return
-		}
-		_, err := kube.CoreV1().ServiceAccounts(ns.Name).Create(runCtx, &corev1.ServiceAccount{
-			ObjectMeta: metav1.ObjectMeta{Name: defaultServiceAccount},
-		}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsForbidden(err) && runCtx.Err() == nil {
-			logf("creating ServiceAccount %s/%s: %v", ns.Name, defaultServiceAccount, err)
-		}
-	}
-	if _, err := nsInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    ensure,
-		UpdateFunc: func(_, obj any) { ensure(obj) },
-	}); err != nil {
-		return err
-	}
-	factory.Start(runCtx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), nsInformer.HasSynced) {
-		return errors.New("namespace informer did not sync")
-	}
-	return nil
 }
