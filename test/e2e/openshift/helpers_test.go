@@ -205,6 +205,22 @@ func condition(br *buildv1beta1.BuildRun) (corev1.ConditionStatus, string, strin
 	return c.Status, c.Reason, c.Message
 }
 
+// requireFailed checks that br ended False/Failed with failureDetails and
+// returns them.
+func requireFailed(t *testing.T, br *buildv1beta1.BuildRun) *buildv1beta1.FailureDetails {
+	t.Helper()
+	status, reason, msg := condition(br)
+	if status != corev1.ConditionFalse || reason != "Failed" {
+		t.Fatalf("condition = %s/%s: %s, want False/Failed", status, reason, msg)
+	}
+	fd := br.Status.FailureDetails
+	if fd == nil {
+		t.Fatal("no status.failureDetails")
+	}
+	t.Logf("failureDetails: %s: %s", fd.Reason, fd.Message)
+	return fd
+}
+
 func requireSucceeded(t *testing.T, br *buildv1beta1.BuildRun) {
 	t.Helper()
 	status, reason, msg := condition(br)

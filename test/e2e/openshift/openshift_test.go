@@ -130,19 +130,11 @@ func TestFailingBuild(t *testing.T) {
 			ns := newNamespace(t, true)
 			b := createBuild(t, gitBuild(ns, "app", tc.repo, dockerStrategy, tc.params...))
 			br := waitBuildRunDone(ctx, t, ns, createBuildRun(t, ns, b.Name).Name)
-			status, reason, msg := condition(br)
-			if status != corev1.ConditionFalse || reason != "Failed" {
-				t.Fatalf("condition = %s/%s: %s, want False/Failed", status, reason, msg)
-			}
+			fd := requireFailed(t, br)
 			ob := theOpenShiftBuild(ctx, t, ns, br.Name)
 			if ob.Status.Reason != tc.wantReason {
 				t.Errorf("OpenShift build %s: reason %q, want %q", ob.Name, ob.Status.Reason, tc.wantReason)
 			}
-			fd := br.Status.FailureDetails
-			if fd == nil {
-				t.Fatal("no status.failureDetails")
-			}
-			t.Logf("failureDetails: %s: %s", fd.Reason, fd.Message)
 			if fd.Reason != string(tc.wantReason) {
 				t.Errorf("failureDetails.reason = %q, want the OpenShift reason %q", fd.Reason, tc.wantReason)
 			}
@@ -323,15 +315,7 @@ func TestRBAC(t *testing.T) {
 		}
 		b := createBuild(t, gitBuild(ns, "hello", "hello", dockerStrategy))
 		br := waitBuildRunDone(ctx, t, ns, createBuildRun(t, ns, b.Name).Name)
-		status, reason, msg := condition(br)
-		if status != corev1.ConditionFalse || reason != "Failed" {
-			t.Fatalf("condition = %s/%s: %s, want False/Failed", status, reason, msg)
-		}
-		fd := br.Status.FailureDetails
-		if fd == nil {
-			t.Fatal("no status.failureDetails")
-		}
-		t.Logf("failureDetails: %s: %s", fd.Reason, fd.Message)
+		fd := requireFailed(t, br)
 		if fd.Reason != "Forbidden" {
 			t.Errorf("failureDetails.reason = %q, want Forbidden", fd.Reason)
 		}
@@ -665,15 +649,7 @@ func TestInvalidInput(t *testing.T) {
 	ns := newNamespace(t, true)
 	b := createBuild(t, gitBuild(ns, "hello", "hello", dockerStrategy, param("dockerfile", "../x/Dockerfile")))
 	br := waitBuildRunDone(ctx, t, ns, createBuildRun(t, ns, b.Name).Name)
-	status, reason, msg := condition(br)
-	if status != corev1.ConditionFalse || reason != "Failed" {
-		t.Fatalf("condition = %s/%s: %s, want False/Failed", status, reason, msg)
-	}
-	fd := br.Status.FailureDetails
-	if fd == nil {
-		t.Fatal("no status.failureDetails")
-	}
-	t.Logf("failureDetails: %s: %s", fd.Reason, fd.Message)
+	fd := requireFailed(t, br)
 	if fd.Reason != "InvalidInput" {
 		t.Errorf("failureDetails.reason = %q, want InvalidInput", fd.Reason)
 	}
