@@ -56,9 +56,14 @@ func TestStartWaitsForTheServerAndReportsProgress(t *testing.T) {
 			t.Errorf("unexpected %s %s", r.Method, r.URL.Path)
 		}
 		// Like OpenShift, read nothing until the build runs: here, until
-		// the client has reported waiting twice.
-		for range 2 {
-			<-progressed
+		// the client has reported progress twice, once saying it waits.
+		waited, n := false, 0
+		for line := range progressed {
+			n++
+			waited = waited || strings.Contains(line, "waiting for the build to start")
+			if waited && n >= 2 {
+				break
+			}
 		}
 		gz, err := gzip.NewReader(r.Body)
 		if err != nil {
