@@ -4,11 +4,11 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
 
 	"github.com/ocbuild/ocbuild/pkg/cli"
@@ -20,8 +20,8 @@ var version = "dev"
 func main() {
 	// client-go's reflectors log dropped watches and shutdown through klog;
 	// the step log is for people, and ocbuild reports what matters itself.
-	klog.LogToStderr(false)
-	klog.SetOutput(io.Discard)
+	// (A discarding logger: errors would bypass SetOutput via stderrthreshold.)
+	klog.SetLogger(logr.Discard())
 	// SIGTERM is how Tekton stops a cancelled or timed-out step: the driver
 	// cancels the OpenShift build within the 30 s grace period.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)

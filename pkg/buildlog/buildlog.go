@@ -135,7 +135,7 @@ func (f *Follower) Run(ctx context.Context) error {
 			}
 			agree = 0
 			if added > 0 {
-				stalled = 0
+				stalled, backoff = 0, f.Backoff
 				continue
 			}
 			stalled++
@@ -145,7 +145,9 @@ func (f *Follower) Run(ctx context.Context) error {
 				}
 				return fmt.Errorf("the build log may be incomplete after %d reads: %w", stalled, err)
 			}
-			if !f.sleep(ctx, &backoff, nil) {
+			// A stream that merely ended early is read again at once; only
+			// a failing server gets the backoff.
+			if err != nil && !f.sleep(ctx, &backoff, nil) {
 				return ctx.Err()
 			}
 			continue
