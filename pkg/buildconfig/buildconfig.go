@@ -25,7 +25,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/util/retry"
+
+	"github.com/ocbuild/ocbuild/pkg/apiretry"
 )
 
 // Labels and annotations ocbuild puts on BuildConfigs and Builds.
@@ -236,7 +237,7 @@ func Apply(ctx context.Context, c buildclient.BuildConfigInterface, name string,
 func apply(ctx context.Context, c buildclient.BuildConfigInterface, name string, s Spec, o Owner, l Lock) (*buildv1.BuildConfig, error) {
 	want := Render(s)
 	var out *buildv1.BuildConfig
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	err := apiretry.OnConflict(func() error {
 		now := time.Now()
 		ann := annotations(o)
 		if l.Holder != "" {
@@ -323,7 +324,7 @@ func Release(ctx context.Context, c buildclient.BuildConfigInterface, name, hold
 	if holder == "" {
 		return nil
 	}
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	return apiretry.OnConflict(func() error {
 		cur, err := c.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err

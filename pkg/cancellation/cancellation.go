@@ -24,8 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	watchtools "k8s.io/client-go/tools/watch"
-	"k8s.io/client-go/util/retry"
 
+	"github.com/ocbuild/ocbuild/pkg/apiretry"
 	"github.com/ocbuild/ocbuild/pkg/onewatch"
 )
 
@@ -38,7 +38,7 @@ var cancelPatch = []byte(`{"status":{"cancelled":true}}`)
 func Build(ctx context.Context, c buildclient.BuildInterface, name string) error {
 	// No Cap: wait.Backoff stops retrying once a Cap is reached.
 	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 1.5, Jitter: 0.1, Steps: 10}
-	return retry.OnError(backoff, Retryable, func() error {
+	return apiretry.OnError(backoff, Retryable, func() error {
 		_, err := c.Patch(ctx, name, types.MergePatchType, cancelPatch, metav1.PatchOptions{})
 		return err
 	})

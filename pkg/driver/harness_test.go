@@ -58,6 +58,16 @@ type cluster struct {
 	// stayNew keeps builds in New with this reason.
 	stayNew  buildv1.StatusReason
 	requests []*buildv1.BuildRequest
+	// holdStart, when set, keeps binary builds New until it is closed, as
+	// a queued build would; like OpenShift's server, instantiatebinary
+	// waits for Running whether or not its client is still there.
+	holdStart chan struct{}
+	// loseBinaryAnswers is how many instantiatebinary requests are carried
+	// out (build started, source taken) and then answered 500.
+	loseBinaryAnswers int
+	// loseInstantiate, when set, runs after instantiate created the build;
+	// a non-nil error is answered instead of the build.
+	loseInstantiate func() error
 	// watched is closed per build once the driver watches it: the fake
 	// tracker does not replay missed events, so the phase engine waits.
 	watched map[string]chan struct{}
@@ -116,7 +126,31 @@ func newCluster(t *testing.T, objects ...runtime.Object) *cluster {
 			return true, nil, err
 		}
 		go c.run(b.Name)
+		if c.loseInstantiate != nil {
+			if err := c.loseInstantiate(); err != nil {
+				return true, nil, err
+			}
+		}
 		return true, b, nil
+	})
+	// OpenShift never lets a client's update lower status.lastVersion
+	// (the fake tracker would store a stale copy and reuse build names).
+	c.client.PrependReactor("update", "buildconfigs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "" {
+			return false, nil, nil
+		}
+		bc := a.(clienttesting.UpdateAction).GetObject().(*buildv1.BuildConfig).DeepCopy()
+		c.genMu.Lock()
+		defer c.genMu.Unlock()
+		if cur, err := c.tracker().Get(bcsGVR, ns, bc.Name); err == nil {
+			if lv := cur.(*buildv1.BuildConfig).Status.LastVersion; lv > bc.Status.LastVersion {
+				bc.Status.LastVersion = lv
+			}
+		}
+		if err := c.tracker().Update(bcsGVR, bc, ns); err != nil {
+			return true, nil, err
+		}
+		return true, bc, nil
 	})
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/{name}/instantiatebinary", c.instantiateBinary)
@@ -291,21 +325,64 @@ func (c *cluster) instantiateBinary(w http.ResponseWriter, r *http.Request) {
 				Author: buildv1.SourceControlUser{Name: q.Get("revision.authorName"), Email: q.Get("revision.authorEmail")}}}
 		})
 	}
+	if c.holdStart != nil {
+		// Deliberately not r.Context(): the real server does not notice a
+		// client that has gone.
+		select {
+		case <-c.holdStart:
+		case <-c.cancelled(b.Name):
+			writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("build %s was cancelled: No logs are available.", b.Name)))
+			return
+		}
+	}
 	c.update(b.Name, func(b *buildv1.Build) { b.Status.Phase = buildv1.BuildPhaseRunning })
 	names, err := readTarGz(r.Body)
 	if err != nil {
-		c.update(b.Name, func(b *buildv1.Build) { b.Status.Cancelled = true })
+		// What arrived is all the build gets; it runs on (nobody cancels).
+		go c.run(b.Name)
 		writeStatus(w, apierrors.NewInternalError(err))
 		return
 	}
 	c.mu.Lock()
 	c.uploads[b.Name] = received{query: r.URL.Query(), names: names}
+	lose := c.loseBinaryAnswers > 0
+	if lose {
+		c.loseBinaryAnswers--
+	}
 	c.mu.Unlock()
+	if lose {
+		// The build stays Running (a long build): only a cancel ends it.
+		writeStatus(w, apierrors.NewInternalError(errors.New("an error on the server (\"unknown\") has prevented the request from succeeding")))
+		return
+	}
 	started := c.get(b.Name)
 	go c.run(b.Name)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(started)
+}
+
+// cancelled is closed once the build is terminal (the controller moved it
+// to Cancelled, or it ended otherwise).
+func (c *cluster) cancelled(name string) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		w, err := c.client.BuildV1().Builds(ns).Watch(c.ctx, metav1.ListOptions{})
+		if err != nil {
+			return
+		}
+		defer w.Stop()
+		if b := c.get(name); b == nil || terminal(b.Status.Phase) {
+			return
+		}
+		for e := range w.ResultChan() {
+			if b, ok := e.Object.(*buildv1.Build); ok && b.Name == name && terminal(b.Status.Phase) {
+				return
+			}
+		}
+	}()
+	return ch
 }
 
 func readTarGz(r io.Reader) ([]string, error) {

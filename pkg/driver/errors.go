@@ -1,0 +1,69 @@
+package driver
+
+// What the API said, in the run's terms: a failure with a named reason, the
+// permission a 403 lacks, and the TaskRun handed the build so deleting the
+// BuildRun deletes it.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	buildv1 "github.com/openshift/api/build/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/ocbuild/ocbuild/pkg/apiretry"
+	"github.com/ocbuild/ocbuild/pkg/buildconfig"
+	"github.com/ocbuild/ocbuild/pkg/cancellation"
+	"github.com/ocbuild/ocbuild/pkg/failure"
+	"github.com/ocbuild/ocbuild/pkg/permissions"
+)
+
+// startFailure classifies an error from instantiate or instantiatebinary.
+func (d *Driver) startFailure(err error, p permissions.Permission, o Options) *failure.Error {
+	msg := err.Error()
+	switch {
+	case apierrors.IsNotFound(err) && strings.Contains(msg, "imagestreamtag"):
+		return failure.Wrap(failure.BuilderImageNotFound, err, "the builder image of BuildConfig %s does not exist", o.BuildConfig)
+	case apierrors.IsBadRequest(err) && strings.Contains(msg, "is paused"):
+		return failure.Wrap(failure.BuildConfigPaused, err, "BuildConfig %s is paused", o.BuildConfig)
+	}
+	return d.apiFailure(err, p, o)
+}
+
+func (d *Driver) apiFailure(err error, p permissions.Permission, o Options) *failure.Error {
+	who := ""
+	if o.Owner.TaskRun != "" {
+		who = "the TaskRun's service account"
+	}
+	f := failure.FromAPI(err, p, o.Namespace, who)
+	if f.Reason == failure.BuildConfigNotFound {
+		f.Message = fmt.Sprintf("BuildConfig %s not found in namespace %s: create it, or check the buildconfig parameter", o.BuildConfig, o.Namespace)
+	}
+	return f
+}
+
+// claim links the build to the TaskRun: labels for people and selectors, and
+// the TaskRun as its only owner so deleting the BuildRun deletes the build.
+// (Kubernetes collects an object only when all its owners are gone, so the
+// BuildConfig's ownerReference is replaced.)
+func (d *Driver) claim(ctx context.Context, o Options, b *buildv1.Build) {
+	meta := map[string]any{"labels": o.Owner.Labels()}
+	if o.Owner.TaskRunUID != "" {
+		meta["annotations"] = map[string]string{buildconfig.AnnotationTaskRunUID: o.Owner.TaskRunUID}
+		meta["ownerReferences"] = []metav1.OwnerReference{{
+			APIVersion: "tekton.dev/v1", Kind: "TaskRun", Name: o.Owner.TaskRun, UID: types.UID(o.Owner.TaskRunUID),
+		}}
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": meta})
+	err := apiretry.OnError(apiRetry, cancellation.Retryable, func() error {
+		_, err := d.Clients.Builds.Builds(o.Namespace).Patch(ctx, b.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		d.logf("warning: cannot link build %s to TaskRun %s (%v); deleting the BuildRun will not delete it", b.Name, o.Owner.TaskRun, err)
+	}
+}
