@@ -4,7 +4,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 GO ?= go
 IMAGE ?=
 
-.PHONY: all build test unit e2e lint bench sandbox demo image image-push clean
+.PHONY: all build test unit image-check e2e lint bench sandbox demo image image-push clean
 
 all: build
 
@@ -13,12 +13,16 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ocbuild ./step
 	@ls -l bin/ocbuild | awk '{printf "bin/ocbuild: %.1f MB\n", $$5/1048576}'
 
-## test: everything CI runs — lint, unit tests, then the end-to-end suite
-test: lint unit e2e
+## test: everything CI runs — lint, unit tests, the image check, then the end-to-end suite
+test: lint unit image-check e2e
 
-## unit: unit tests of the main module
+## unit: unit tests of the main module (the image check has its own target)
 unit:
-	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -skip '^TestBuildImage$$' ./...
+
+## image-check: build the step image for both platforms and check it (cross-compiles: minutes cold)
+image-check:
+	$(GO) test -count=1 -run 'TestBuildImage' ./step/imagebuild
 
 ## e2e: the end-to-end suite against the local sandbox (test/ module)
 e2e:

@@ -64,6 +64,10 @@ func (d *Driver) claim(ctx context.Context, o Options, b *buildv1.Build) {
 		return err
 	})
 	if err != nil && ctx.Err() == nil {
-		d.logf("warning: cannot link build %s to TaskRun %s (%v); deleting the BuildRun will not delete it", b.Name, o.Owner.TaskRun, err)
+		hint := ""
+		if apierrors.IsForbidden(err) {
+			hint = fmt.Sprintf("; setting ownerReferences needs %s: apply strategies/rbac", permissions.DeleteBuild)
+		}
+		d.logf("warning: cannot link build %s to TaskRun %s (%v)%s; deleting the BuildRun will not delete it", b.Name, o.Owner.TaskRun, err, hint)
 	}
 }

@@ -1,4 +1,5 @@
-// Package permissions lists every Kubernetes API call the ocbuild step makes.
+// Package permissions lists every Kubernetes API call the ocbuild step makes,
+// and the one permission an admission check demands beyond them (DeleteBuild).
 //
 // The list is the single source of truth for three things: the shipped Role in
 // strategies/rbac must grant each entry (a test derives the check from here),
@@ -55,6 +56,12 @@ var (
 	ListBuilds        = Permission{Group: buildGroup, Resource: "builds", Verb: "list", Why: "list+watch the build's phase"}
 	WatchBuilds       = Permission{Group: buildGroup, Resource: "builds", Verb: "watch", Why: "list+watch the build's phase"}
 	PatchBuild        = Permission{Group: buildGroup, Resource: "builds", Verb: "patch", Why: "cancel the build (status.cancelled) and hand its ownership to the TaskRun"}
+	// DeleteBuild is never called: OpenShift's OwnerReferencesPermissionEnforcement
+	// admission refuses to set ownerReferences (handing the build to the
+	// TaskRun, so deleting the BuildRun deletes the build) unless the caller
+	// may delete the object ("cannot set an ownerRef on a resource you can't
+	// delete").
+	DeleteBuild       = Permission{Group: buildGroup, Resource: "builds", Verb: "delete", Why: "OpenShift lets only a caller who may delete a build set its ownerReferences (the TaskRun as owner); ocbuild never deletes builds"}
 	GetBuildLog       = Permission{Group: buildGroup, Resource: "builds", Subresource: "log", Verb: "get", Why: "stream the build log into the step log"}
 	GetImageStreamImg = Permission{Group: imageGroup, Resource: "imagestreamimages", Verb: "get", Optional: true, Why: "image size for ImageStream outputs"}
 	GetTaskRun        = Permission{Group: tektonGroup, Resource: "taskruns", Verb: "get", Optional: true, Why: "notice a cancelled or timed-out TaskRun (keep-pod-on-cancel sends SIGKILL)"}
@@ -65,6 +72,6 @@ var (
 // All is every API call the step can make.
 var All = []Permission{
 	GetBuildConfig, CreateBuildConfig, UpdateBuildConfig, Instantiate, InstantiateBinary,
-	GetBuild, ListBuilds, WatchBuilds, PatchBuild, GetBuildLog,
+	GetBuild, ListBuilds, WatchBuilds, PatchBuild, DeleteBuild, GetBuildLog,
 	GetImageStreamImg, GetTaskRun, ListTaskRuns, WatchTaskRuns,
 }

@@ -324,8 +324,10 @@ func newBuild(t *testing.T, ns, strategy string) string {
 	t.Helper()
 	ctx := testContext(t)
 	name := "hello"
-	_, err := sb.Shipwright.ShipwrightV1beta1().Builds(ns).Create(ctx, &buildv1beta1.Build{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
+	// The strategy was created a moment ago: RegisterBuild waits until
+	// Shipwright's controller has it in view.
+	_, err := sandbox.RegisterBuild(ctx, sb.Shipwright, &buildv1beta1.Build{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: buildv1beta1.BuildSpec{
 			Source: &buildv1beta1.Source{
 				Type: buildv1beta1.GitType,
@@ -335,20 +337,10 @@ func newBuild(t *testing.T, ns, strategy string) string {
 			Output:   buildv1beta1.Image{Image: sb.Registry + "/" + ns + "/hello:latest", Insecure: ptr.To(true)},
 			Timeout:  &metav1.Duration{Duration: buildTimeout},
 		},
-	}, metav1.CreateOptions{})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	poll(ctx, t, "the Build to be registered", func(ctx context.Context) (bool, error) {
-		b, err := sb.Shipwright.ShipwrightV1beta1().Builds(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil || b.Status.Registered == nil {
-			return false, nil
-		}
-		if *b.Status.Registered != corev1.ConditionTrue {
-			return false, fmt.Errorf("build not registered: %v: %v", ptr.Deref(b.Status.Reason, ""), ptr.Deref(b.Status.Message, ""))
-		}
-		return true, nil
-	})
 	return name
 }
 

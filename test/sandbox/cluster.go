@@ -115,6 +115,9 @@ func (sb *Sandbox) startAPIServer(ctx context.Context) error {
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
+		// As openshift-apiserver does: setting ownerReferences needs delete
+		// on the object (the step hands builds to its TaskRun).
+		"--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
 	}
 	if _, err := sb.startChild("kube-apiserver", sb.bins.KubeAPIServer, args, minimalEnv()); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -909,7 +910,7 @@ func (r *run) runStep(ctx context.Context, i int, step v1.Step, w *waiter) (exit
 			_ = syscall.Kill(-cmd.Process.Pid, sig)
 		}
 	}
-	var graceC <-chan time.Time
+	var graceC, cancelC <-chan time.Time
 	terminating, cancelledByEntrypoint := false, false
 	var waitErr error
 loop:
@@ -942,9 +943,14 @@ loop:
 			}
 			if p.Annotations[cancelAnnotation] == cancelAnnotationValue && !cancelledByEntrypoint {
 				cancelledByEntrypoint = true
-				r.logf("step %s: cancel annotation, SIGKILL", step.Name)
-				signal(syscall.SIGKILL)
+				d := entrypointCancelDelay()
+				r.logf("step %s: cancel annotation; the entrypoint kills the step in %s", step.Name, d.Round(time.Millisecond))
+				cancelC = time.After(d)
 			}
+		case <-cancelC:
+			cancelC = nil
+			r.logf("step %s: cancel file seen by the entrypoint, SIGKILL", step.Name)
+			signal(syscall.SIGKILL)
 		case <-r.podGone:
 			signal(syscall.SIGKILL)
 		case <-graceC:
@@ -1121,6 +1127,18 @@ func (r *run) publishTaskRun(ctx context.Context, st v1.TaskRunStatus) {
 	if err != nil && ctx.Err() == nil {
 		r.logf("updating status: %v", err)
 	}
+}
+
+// entrypointCancelDelay is how long after the pod's cancel annotation the
+// entrypoint kills the step (keep-pod-on-cancel). Tekton's entrypoint does
+// not watch the API: the kubelet writes the annotation into the downward-API
+// file /tekton/downward/cancel, and the entrypoint polls that file once a
+// second (cmd/entrypoint: defaultWaitPollingInterval = time.Second). The
+// sandbox has no kubelet volume manager; it takes the file as written at
+// once plus the kubelet's propagation, modelled as 1 s, then the entrypoint
+// sees it at a random point of its 1 s poll.
+func entrypointCancelDelay() time.Duration {
+	return time.Second + time.Duration(rand.Int64N(int64(time.Second)))
 }
 
 // fail is Tekton's failTaskRun: mark the TaskRun failed and set its

@@ -25,6 +25,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
+	"github.com/ocbuild/ocbuild/test/sandbox"
 	"github.com/ocbuild/ocbuild/test/sim"
 )
 
@@ -121,25 +122,14 @@ func gitBuild(ns, name, repo, strategy string, params ...buildv1beta1.ParamValue
 	}
 }
 
-// createBuild creates b and waits until Shipwright registered it.
+// createBuild creates b and waits until Shipwright registered it (see
+// sandbox.RegisterBuild for why that can take more than one create).
 func createBuild(t *testing.T, b *buildv1beta1.Build) *buildv1beta1.Build {
 	t.Helper()
-	ctx := testContext(t, 2*time.Minute)
-	if _, err := sb.Shipwright.ShipwrightV1beta1().Builds(b.Namespace).Create(ctx, b, metav1.CreateOptions{}); err != nil {
+	got, err := sandbox.RegisterBuild(testContext(t, 2*time.Minute), sb.Shipwright, b)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var got *buildv1beta1.Build
-	poll(ctx, t, time.Minute, "Build "+b.Name+" to be registered", func(ctx context.Context) (bool, error) {
-		cur, err := sb.Shipwright.ShipwrightV1beta1().Builds(b.Namespace).Get(ctx, b.Name, metav1.GetOptions{})
-		if err != nil || cur.Status.Registered == nil {
-			return false, nil
-		}
-		if *cur.Status.Registered != corev1.ConditionTrue {
-			return false, fmt.Errorf("build not registered: %v: %v", ptr.Deref(cur.Status.Reason, ""), ptr.Deref(cur.Status.Message, ""))
-		}
-		got = cur
-		return true, nil
-	})
 	return got
 }
 
