@@ -39,8 +39,12 @@ func expand(t *testing.T, where string, rules []rbacv1.PolicyRule) map[grant]boo
 				t.Errorf("%s: grants %s, which the step must never have", w, res)
 			}
 		}
+		// delete is granted on builds alone: OpenShift's
+		// OwnerReferencesPermissionEnforcement demands it to set a build's
+		// ownerReferences (permissions.DeleteBuild); the step deletes nothing.
+		deleteOK := slices.Equal(r.APIGroups, []string{"build.openshift.io"}) && slices.Equal(r.Resources, []string{"builds"})
 		for _, verb := range r.Verbs {
-			if verb == "escalate" || verb == "bind" || verb == "impersonate" || verb == "delete" || verb == "deletecollection" {
+			if verb == "escalate" || verb == "bind" || verb == "impersonate" || verb == "deletecollection" || verb == "delete" && !deleteOK {
 				t.Errorf("%s: grants verb %s, which the step never uses", w, verb)
 			}
 		}

@@ -145,29 +145,6 @@ func Render(s Spec) buildv1.BuildConfigSpec {
 
 func boolPtr(b bool) *bool { return &b }
 
-// Owner identifies the Shipwright objects a BuildConfig or Build belongs to.
-type Owner struct {
-	Build      string
-	BuildRun   string
-	TaskRun    string
-	TaskRunUID string
-}
-
-// Labels returns the labels linking an object to o (empty values omitted).
-func (o Owner) Labels() map[string]string {
-	l := map[string]string{LabelManagedBy: ManagedByValue}
-	if o.Build != "" {
-		l[LabelBuild] = o.Build
-	}
-	if o.BuildRun != "" {
-		l[LabelBuildRun] = o.BuildRun
-	}
-	if o.TaskRun != "" {
-		l[LabelTaskRun] = o.TaskRun
-	}
-	return l
-}
-
 // Lock is the start lock a run takes on the shared BuildConfig: from its
 // spec update until OpenShift has generated the run's Build from that spec,
 // no other ocbuild run rewrites the spec. Holder identifies the run (the
@@ -340,13 +317,7 @@ func Release(ctx context.Context, c buildclient.BuildConfigInterface, name, hold
 	})
 }
 
-func buildConfigLabels(o Owner) map[string]string {
-	l := map[string]string{LabelManagedBy: ManagedByValue}
-	if o.Build != "" {
-		l[LabelBuild] = o.Build
-	}
-	return l
-}
+func buildConfigLabels(o Owner) map[string]string { return o.BuildConfigLabels() }
 
 func annotations(o Owner) map[string]string {
 	a := map[string]string{}

@@ -145,25 +145,58 @@ func newFlagSet(mode string, f *flags, stderr io.Writer) *pflag.FlagSet {
 	return fs
 }
 
+// arrayFlagOrder lists the array flags in help order.
+var arrayFlagOrder = []string{"--env-array", "--build-arg-array", "--image-label-array"}
+
 // Usage returns the full help text.
 func Usage() string {
 	var b strings.Builder
 	b.WriteString(usageHead)
 	for _, mode := range []string{driver.ModeBuild, driver.ModeStart} {
 		fs := newFlagSet(mode, &flags{}, io.Discard)
-		fmt.Fprintf(&b, "\nFlags of ocbuild %s:\n%s", mode, fs.FlagUsages())
+		fmt.Fprintf(&b, "\nFlags of ocbuild %s:\n%s%s", mode, fs.FlagUsages(), arrayUsages(fs))
+	}
+	return b.String()
+}
+
+// arrayUsages returns help lines for the array flags fs takes, aligned with
+// pflag's own.
+func arrayUsages(fs *pflag.FlagSet) string {
+	first := fs.Lookup("kubeconfig")
+	col := strings.Index(fs.FlagUsages(), first.Usage)
+	var b strings.Builder
+	for _, name := range arrayFlagOrder {
+		target := arrayFlags[name]
+		if fs.Lookup(target) == nil {
+			continue
+		}
+		left := fmt.Sprintf("      %s NAME=VALUE...", name)
+		pad := col - len(left)
+		if pad < 3 {
+			pad = 3
+		}
+		fmt.Fprintf(&b, "%s%s--%s for each following argument up to the next \"--\" flag (a Tekton array parameter)\n", left, strings.Repeat(" ", pad), target)
 	}
 	return b.String()
 }
 
 var unsubstituted = regexp.MustCompile(`\$\((params|results|context)\.[^)]*\)`)
 
-// preprocess expands array groups and drops values Tekton did not substitute.
-func preprocess(args []string, warn func(string)) []string {
+// preprocess expands array groups and drops values Tekton did not
+// substitute. known tells whether the subcommand has a flag (nil: all); an
+// array flag whose target it lacks is reported to errs with its items.
+func preprocess(args []string, warn func(string), known func(string) bool, errs *validate.Errors, mode string) []string {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if flag, ok := arrayFlags[a]; ok {
+			if known != nil && !known(flag) {
+				errs.Add(failure.NewUsage("ocbuild %s: unknown flag: %s (it applies to ocbuild build only; see ocbuild --help)", mode, a))
+				for i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
+					i++
+				}
+				continue
+			}
 			for i+1 < len(args) && !strings.HasPrefix(args[i+1], "--") {
 				i++
 				v := args[i]
@@ -193,8 +226,91 @@ func preprocess(args []string, warn func(string)) []string {
 	return out
 }
 
+// wantsHelp reports whether args ask for the help text.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// parseFlags sets fs from args like pflag's Parse, but records every
+// unknown flag, missing or malformed value and stray argument in errs
+// instead of stopping at the first.
+func parseFlags(fs *pflag.FlagSet, mode string, args []string, errs *validate.Errors) {
+	shape := func(format string, a ...any) {
+		errs.Add(failure.NewUsage("ocbuild %s: %s (see ocbuild --help)", mode, fmt.Sprintf(format, a...)))
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		var f *pflag.Flag
+		var value string
+		var hasValue bool
+		switch {
+		case a == "--":
+			for _, rest := range args[i+1:] {
+				errs.Add(failure.NewUsage("ocbuild %s: unexpected argument %q; flags take the form --name=value", mode, rest))
+			}
+			return
+		case strings.HasPrefix(a, "--"):
+			var name string
+			name, value, hasValue = strings.Cut(a[2:], "=")
+			if f = fs.Lookup(name); f == nil {
+				shape("unknown flag: --%s", name)
+				if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+					i++ // most likely its value
+				}
+				continue
+			}
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			if f = fs.ShorthandLookup(a[1:2]); f == nil {
+				shape("unknown shorthand flag: %q in %s", a[1:2], a)
+				continue
+			}
+			if rest := strings.TrimPrefix(a[2:], "="); rest != "" {
+				value, hasValue = rest, true
+			}
+		default:
+			errs.Add(failure.NewUsage("ocbuild %s: unexpected argument %q; flags take the form --name=value", mode, a))
+			continue
+		}
+		if !hasValue {
+			switch {
+			case f.NoOptDefVal != "":
+				value = f.NoOptDefVal
+			case i+1 < len(args):
+				i++
+				value = args[i]
+			default:
+				shape("flag needs an argument: --%s", f.Name)
+				continue
+			}
+		}
+		if err := fs.Set(f.Name, value); err != nil {
+			errs.Add(badValue(f, value, err))
+		}
+	}
+}
+
+// badValue explains a value the flag's type rejects.
+func badValue(f *pflag.Flag, value string, err error) error {
+	switch f.Value.Type() {
+	case "duration":
+		return validate.Fail(f.Name, value, "not a duration; write e.g. 90s, 10m or 1h30m (see ocbuild --help)")
+	case "bool":
+		return validate.Fail(f.Name, value, "not a boolean; write true or false (see ocbuild --help)")
+	}
+	return validate.Fail(f.Name, value, "%v (see ocbuild --help)", err)
+}
+
 // Parse turns arguments (without the program name) into a Command. Errors
-// are *failure.Usage. help is true when --help was asked for.
+// are *failure.Usage, holding every problem found, one a line. help is true
+// when --help was asked for.
 func Parse(args []string, stderr io.Writer) (cmd *Command, help bool, err error) {
 	warn := func(s string) { fmt.Fprintf(stderr, "ocbuild: warning: %s\n", s) }
 	if len(args) == 0 {
@@ -208,19 +324,16 @@ func Parse(args []string, stderr io.Writer) (cmd *Command, help bool, err error)
 	default:
 		return nil, false, failure.NewUsage("unknown subcommand %q: use ocbuild build or ocbuild start (see ocbuild --help)", mode)
 	}
+	if wantsHelp(args[1:]) {
+		return nil, true, nil
+	}
 	f := &flags{}
 	fs := newFlagSet(mode, f, io.Discard)
-	if err := fs.Parse(preprocess(args[1:], warn)); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return nil, true, nil
-		}
-		return nil, false, failure.NewUsage("ocbuild %s: %v (see ocbuild --help)", mode, err)
-	}
-	if fs.NArg() > 0 {
-		return nil, false, failure.NewUsage("ocbuild %s: unexpected argument %q; flags take the form --name=value", mode, fs.Arg(0))
-	}
-	o, err := f.options(mode, fs, warn)
-	if err != nil {
+	errs := &validate.Errors{}
+	known := func(name string) bool { return fs.Lookup(name) != nil }
+	parseFlags(fs, mode, preprocess(args[1:], warn, known, errs, mode), errs)
+	o := f.options(mode, fs, warn, errs)
+	if err := errs.Err(); err != nil {
 		// The result files are known: the caller reports the error through
 		// them, so the BuildRun's failureDetails names it.
 		return &Command{Options: driver.Options{Results: o.Results}}, false, err
@@ -228,7 +341,7 @@ func Parse(args []string, stderr io.Writer) (cmd *Command, help bool, err error)
 	return &Command{Options: o, Kubeconfig: f.kubeconfig, Insecure: f.insecure, Internal: f.internalRegistry}, false, nil
 }
 
-func (f *flags) options(mode string, fs *pflag.FlagSet, warn func(string)) (driver.Options, error) {
+func (f *flags) options(mode string, fs *pflag.FlagSet, warn func(string), errs *validate.Errors) driver.Options {
 	o := driver.Options{
 		Mode:         mode,
 		Namespace:    f.namespace,
@@ -247,45 +360,39 @@ func (f *flags) options(mode string, fs *pflag.FlagSet, warn func(string)) (driv
 	}.Clean(warn)
 
 	if f.timeout < 0 {
-		return o, validate.Fail("timeout", f.timeout.String(), "must not be negative; 0 means no limit")
+		errs.Add(validate.Fail("timeout", f.timeout.String(), "must not be negative; 0 means no limit"))
 	}
 	if f.startTimeout <= 0 {
-		return o, validate.Fail("start-timeout", f.startTimeout.String(), "must be positive, e.g. 10m")
+		errs.Add(validate.Fail("start-timeout", f.startTimeout.String(), "must be positive, e.g. 10m"))
+	}
+	if f.namespace != "" {
+		errs.Add(validate.Namespace("namespace", f.namespace))
+	}
+	for _, n := range []struct{ flag, value string }{
+		{"taskrun-name", f.taskRunName}, {"build-name", f.buildName}, {"buildrun-name", f.buildRunName},
+	} {
+		if n.value != "" {
+			errs.Add(validate.ObjectName(n.flag, n.value))
+		}
 	}
 	if o.Owner.TaskRunUID != "" && o.Owner.TaskRun == "" {
-		return o, validate.Fail("taskrun-uid", o.Owner.TaskRunUID, "needs --taskrun-name too")
+		errs.Add(validate.Fail("taskrun-uid", o.Owner.TaskRunUID, "needs --taskrun-name too"))
 	}
-	env, err := envVars("env", f.env)
-	if err != nil {
-		return o, err
-	}
-	args, err := envVars("build-arg", f.buildArgs)
-	if err != nil {
-		return o, err
-	}
-	if f.sourceDir != "" {
-		if err := checkDir("source-dir", f.sourceDir); err != nil {
-			return o, err
-		}
-	}
-	if f.sourceRoot != "" {
-		if err := checkDir("source-root", f.sourceRoot); err != nil {
-			return o, err
-		}
-	}
+	env := envVars("env", f.env, errs)
+	args := envVars("build-arg", f.buildArgs, errs)
+	sourceOK := checkSource(f.sourceDir, f.sourceRoot, errs)
 	if f.commit != "" && strings.ContainsAny(f.commit, " \t\n") {
-		return o, validate.Fail("commit", f.commit, "a commit has no spaces; pass the SHA Shipwright resolved")
+		errs.Add(validate.Fail("commit", f.commit, "a commit has no spaces; pass the SHA Shipwright resolved"))
 	}
 	if f.includeGit && f.sourceDir == "" {
-		return o, validate.Fail("include-git", "", "applies only to uploads; add --source-dir")
+		errs.Add(validate.Fail("include-git", "", "applies only to uploads; add --source-dir"))
 	}
 
 	if mode == driver.ModeStart {
 		if f.buildConfig == "" {
-			return o, validate.Fail("buildconfig", "", "name the existing BuildConfig to run")
-		}
-		if err := validate.ObjectName("buildconfig", f.buildConfig); err != nil {
-			return o, err
+			errs.Add(validate.Fail("buildconfig", "", "name the existing BuildConfig to run"))
+		} else {
+			errs.Add(validate.ObjectName("buildconfig", f.buildConfig))
 		}
 		o.Env, o.BuildArgs = env, args
 		if fs.Changed("no-cache") {
@@ -297,79 +404,120 @@ func (f *flags) options(mode string, fs *pflag.FlagSet, warn func(string)) (driv
 		if o.SourceRoot == "" {
 			o.SourceRoot = f.sourceDir
 		}
-		return o, nil
+		return o
 	}
-	return o, f.buildOptions(&o, env, args)
+	f.buildOptions(&o, env, args, sourceOK, errs)
+	return o
 }
 
-func (f *flags) buildOptions(o *driver.Options, env, args []corev1.EnvVar) error {
-	if o.BuildConfig == "" {
-		o.BuildConfig = f.buildName
-	}
-	if o.BuildConfig == "" {
-		return validate.Fail("buildconfig", "", "name the BuildConfig to own, or pass --build-name (the Shipwright Build)")
-	}
-	if err := validate.ObjectName("buildconfig", o.BuildConfig); err != nil {
-		return err
+func (f *flags) buildOptions(o *driver.Options, env, args []corev1.EnvVar, sourceOK bool, errs *validate.Errors) {
+	switch {
+	case o.BuildConfig != "":
+		errs.Add(validate.BuildConfigName("buildconfig", o.BuildConfig, buildconfig.MaxBuildConfigName))
+	case f.buildName == "":
+		errs.Add(validate.Fail("buildconfig", "", "name the BuildConfig to own, or pass --build-name (the Shipwright Build)"))
+	default:
+		// Named after the Shipwright Build (already checked as --build-name),
+		// shortened when OpenShift's build names would not fit.
+		o.BuildConfig = buildconfig.BuildConfigName(f.buildName)
 	}
 	if f.strategy == "" {
-		return validate.Fail("strategy", "", "choose docker or source")
-	}
-	if err := validate.OneOf("strategy", f.strategy, buildconfig.Docker, buildconfig.Source); err != nil {
-		return err
+		errs.Add(validate.Fail("strategy", "", "choose docker or source"))
+	} else {
+		errs.Add(validate.OneOf("strategy", f.strategy, buildconfig.Docker, buildconfig.Source))
 	}
 	switch {
 	case f.sourceDir != "" && f.gitURL != "":
-		return validate.Fail("git-url", f.gitURL, "give either --source-dir (upload) or --git-url (OpenShift clones), not both")
+		errs.Add(validate.Fail("git-url", f.gitURL, "give either --source-dir (upload) or --git-url (OpenShift clones), not both"))
 	case f.sourceDir == "" && f.gitURL == "":
-		return validate.Fail("source-dir", "", "give the directory to upload, or --git-url for OpenShift to clone")
+		errs.Add(validate.Fail("source-dir", "", "give the directory to upload, or --git-url for OpenShift to clone"))
 	}
 	if f.gitURL != "" {
-		if err := validate.GitURL("git-url", f.gitURL); err != nil {
-			return err
+		errs.Add(validate.GitURL("git-url", f.gitURL))
+		if f.gitRef != "" {
+			errs.Add(validate.GitRef("git-ref", f.gitRef))
 		}
-	} else if f.gitRef != "" || f.sourceSecret != "" {
-		flag := "git-ref"
-		if f.gitRef == "" {
-			flag = "source-secret"
+		errs.Add(validate.ContextDir("context-dir", f.contextDir))
+	} else {
+		if f.gitRef != "" {
+			errs.Add(validate.Fail("git-ref", "", "applies only with --git-url"))
 		}
-		return validate.Fail(flag, "", "applies only with --git-url")
+		if f.sourceSecret != "" {
+			errs.Add(validate.Fail("source-secret", "", "applies only with --git-url"))
+		}
 	}
-	if err := validate.RelativePath("context-dir", f.contextDir, "context dir"); err != nil {
-		return err
+	errs.Add(validate.ImageReference("to", f.to))
+	for _, s := range []struct{ flag, name string }{{"push-secret", f.pushSecret}, {"pull-secret", f.pullSecret}, {"source-secret", f.sourceSecret}} {
+		if s.name != "" {
+			errs.Add(validate.ObjectName(s.flag, s.name))
+		}
 	}
-	if err := validate.ImageReference("to", f.to); err != nil {
-		return err
-	}
-	for flag, name := range map[string]string{"push-secret": f.pushSecret, "pull-secret": f.pullSecret, "source-secret": f.sourceSecret} {
-		if name != "" {
-			if err := validate.ObjectName(flag, name); err != nil {
-				return err
+	errs.Add(validate.RunPolicy("run-policy", f.runPolicy))
+	labels := imageLabels(f.imageLabels, errs)
+
+	binary := f.sourceDir != "" && f.gitURL == ""
+	uploadDir := ""
+	if binary {
+		// Upload only the context directory: the build sees it as its root.
+		if errs.Add(validate.RelativePath("context-dir", f.contextDir, "context dir")) && sourceOK {
+			uploadDir = filepath.Join(f.sourceDir, filepath.FromSlash(f.contextDir))
+			if f.contextDir != "" && !errs.Add(checkContextDir(f.sourceDir, f.contextDir, uploadDir)) {
+				uploadDir = ""
 			}
 		}
 	}
-	if err := validate.RunPolicy("run-policy", f.runPolicy); err != nil {
-		return err
+	switch f.strategy {
+	case buildconfig.Docker:
+		for _, x := range []struct {
+			flag string
+			set  bool
+		}{{"builder-image", f.builderImage != ""}, {"incremental", f.incremental}, {"scripts-url", f.scriptsURL != ""}} {
+			if x.set {
+				errs.Add(validate.Fail(x.flag, "", "applies only to --strategy source"))
+			}
+		}
+		if errs.Add(validate.RelativePath("dockerfile", f.dockerfile, "dockerfilePath")) && uploadDir != "" {
+			errs.Add(checkDockerfile(uploadDir, f.dockerfile))
+		}
+		if f.from != "" {
+			errs.Add(validate.ImageReference("from", f.from))
+		}
+	case buildconfig.Source:
+		if f.from != "" {
+			errs.Add(validate.Fail("from", f.from, "for --strategy source the image is the S2I builder: use --builder-image"))
+		}
+		if f.dockerfile != "" {
+			errs.Add(validate.Fail("dockerfile", f.dockerfile, "applies only to --strategy docker"))
+		}
+		if len(f.buildArgs) > 0 {
+			errs.Add(validate.Fail("build-arg", "", "applies only to --strategy docker"))
+		}
+		if f.noCache {
+			errs.Add(validate.Fail("no-cache", "", "applies only to --strategy docker"))
+		}
+		if f.builderImage == "" {
+			errs.Add(validate.Fail("builder-image", "", "--strategy source needs the S2I builder image, e.g. registry.access.redhat.com/ubi9/python-311"))
+		} else {
+			errs.Add(validate.ImageReference("builder-image", f.builderImage))
+		}
+		if f.scriptsURL != "" {
+			errs.Add(validate.ScriptsURL("scripts-url", f.scriptsURL))
+		}
 	}
-	labels, err := imageLabels(f.imageLabels)
-	if err != nil {
-		return err
+	if errs.Len() > 0 {
+		return
 	}
+
 	spec := buildconfig.Spec{
-		Strategy: f.strategy, Binary: f.sourceDir != "", GitURL: f.gitURL, GitRef: f.gitRef, SourceSecret: f.sourceSecret,
+		Strategy: f.strategy, Binary: binary, GitURL: f.gitURL, GitRef: f.gitRef, SourceSecret: f.sourceSecret,
 		Env: env, ForcePull: f.forcePull, Output: f.to, PushSecret: f.pushSecret, PullSecret: f.pullSecret,
 		ImageLabels: labels, RunPolicy: buildv1.BuildRunPolicy(f.runPolicy),
 	}
 	if f.timeout > 0 {
+		// At least 1: OpenShift rejects completionDeadlineSeconds <= 0.
 		spec.CompletionDeadlineSeconds = int64((f.timeout + time.Second - 1) / time.Second)
 	}
-	uploadDir := f.sourceDir
-	if spec.Binary {
-		// Upload only the context directory: the build sees it as its root.
-		uploadDir = filepath.Join(f.sourceDir, filepath.FromSlash(f.contextDir))
-		if err := checkDir("context-dir", uploadDir); err != nil {
-			return err
-		}
+	if binary {
 		if o.SourceRoot == "" {
 			o.SourceRoot = f.sourceDir
 		}
@@ -379,59 +527,20 @@ func (f *flags) buildOptions(o *driver.Options, env, args []corev1.EnvVar) error
 	}
 	switch f.strategy {
 	case buildconfig.Docker:
-		for flag, set := range map[string]bool{"builder-image": f.builderImage != "", "incremental": f.incremental, "scripts-url": f.scriptsURL != ""} {
-			if set {
-				return validate.Fail(flag, "", "applies only to --strategy source")
-			}
-		}
-		if err := validate.RelativePath("dockerfile", f.dockerfile, "dockerfilePath"); err != nil {
-			return err
-		}
-		if f.from != "" {
-			if err := validate.ImageReference("from", f.from); err != nil {
-				return err
-			}
-		}
-		if spec.Binary {
-			df := f.dockerfile
-			if df == "" {
-				df = "Dockerfile"
-			}
-			if _, err := os.Lstat(filepath.Join(uploadDir, filepath.FromSlash(df))); err != nil {
-				return validate.Fail("dockerfile", df, "no such file in %s; pass the Dockerfile's path relative to the context directory", uploadDir)
-			}
-		}
 		spec.Dockerfile, spec.From, spec.BuildArgs, spec.NoCache = f.dockerfile, f.from, args, f.noCache
 	case buildconfig.Source:
-		switch {
-		case f.from != "":
-			return validate.Fail("from", f.from, "for --strategy source the image is the S2I builder: use --builder-image")
-		case f.dockerfile != "":
-			return validate.Fail("dockerfile", f.dockerfile, "applies only to --strategy docker")
-		case len(args) > 0:
-			return validate.Fail("build-arg", "", "applies only to --strategy docker")
-		case f.noCache:
-			return validate.Fail("no-cache", "", "applies only to --strategy docker")
-		}
-		if f.builderImage == "" {
-			return validate.Fail("builder-image", "", "--strategy source needs the S2I builder image, e.g. registry.access.redhat.com/ubi9/python-311")
-		}
-		if err := validate.ImageReference("builder-image", f.builderImage); err != nil {
-			return err
-		}
 		spec.From, spec.Incremental, spec.ScriptsURL = f.builderImage, f.incremental, f.scriptsURL
 	}
 	o.Spec = spec
-	return nil
 }
 
-func envVars(flag string, in []string) ([]corev1.EnvVar, error) {
+func envVars(flag string, in []string, errs *validate.Errors) []corev1.EnvVar {
 	var out []corev1.EnvVar
 	seen := map[string]int{}
 	for _, kv := range in {
 		k, v, err := validate.KeyValue(flag, kv)
-		if err != nil {
-			return nil, err
+		if !errs.Add(err) {
+			continue
 		}
 		if i, ok := seen[k]; ok {
 			out[i].Value = v // the last one wins, as in a shell
@@ -440,24 +549,23 @@ func envVars(flag string, in []string) ([]corev1.EnvVar, error) {
 		seen[k] = len(out)
 		out = append(out, corev1.EnvVar{Name: k, Value: v})
 	}
-	return out, nil
+	return out
 }
 
-func imageLabels(in []string) ([]buildv1.ImageLabel, error) {
+func imageLabels(in []string, errs *validate.Errors) []buildv1.ImageLabel {
 	m := map[string]string{}
 	for _, kv := range in {
 		k, v, err := validate.Label("image-label", kv)
-		if err != nil {
-			return nil, err
+		if errs.Add(err) {
+			m[k] = v // the last one wins: OpenShift rejects duplicate names
 		}
-		m[k] = v
 	}
 	var out []buildv1.ImageLabel
 	for k, v := range m {
 		out = append(out, buildv1.ImageLabel{Name: k, Value: v})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return out
 }
 
 func checkDir(flag, dir string) error {
@@ -467,6 +575,121 @@ func checkDir(flag, dir string) error {
 	}
 	if !st.IsDir() {
 		return validate.Fail(flag, dir, "not a directory")
+	}
+	return nil
+}
+
+// within reports whether p is base or lies under it (both clean and of the
+// same kind, absolute or relative).
+func within(base, p string) bool {
+	rel, err := filepath.Rel(base, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// contextField names the Shipwright field behind --source-dir.
+const contextField = "the Shipwright Build's spec.source.contextDir"
+
+// checkSource checks --source-dir and --source-root. Shipwright passes
+// $(params.shp-source-context), the source root joined with the Build's
+// spec.source.contextDir, and $(params.shp-source-root): the context must
+// lie inside the root, lexically and after resolving symlinks, so a
+// contextDir that escapes the source names that field. It reports whether
+// --source-dir can be used.
+func checkSource(dir, root string, errs *validate.Errors) bool {
+	if root != "" && !errs.Add(checkDir("source-root", root)) {
+		root = "" // checked alone below
+	}
+	if dir == "" {
+		return false
+	}
+	if root == "" {
+		return errs.Add(checkDir("source-dir", dir))
+	}
+	absRoot, err1 := filepath.Abs(root)
+	absDir, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return errs.Add(checkDir("source-dir", dir))
+	}
+	rel, _ := filepath.Rel(absRoot, absDir)
+	ctx := filepath.ToSlash(rel)
+	if !within(absRoot, absDir) {
+		return errs.Add(validate.Fail("source-dir", dir,
+			"outside --source-root %q: %s %q escapes the source; set it to a directory inside the repository, or leave it empty",
+			root, contextField, ctx))
+	}
+	st, err := os.Stat(absDir)
+	switch {
+	case err != nil && ctx == ".":
+		return errs.Add(checkDir("source-dir", dir))
+	case err != nil:
+		return errs.Add(validate.Fail("source-dir", dir,
+			"%s %q does not exist in the source (fetched into --source-root %q); set it to a directory of the repository, or leave it empty",
+			contextField, ctx, root))
+	case !st.IsDir():
+		return errs.Add(validate.Fail("source-dir", dir, "%s %q is a file in the source, not a directory", contextField, ctx))
+	}
+	realRoot, err1 := filepath.EvalSymlinks(absRoot)
+	realDir, err2 := filepath.EvalSymlinks(absDir)
+	if err1 != nil || err2 != nil {
+		return errs.Add(validate.Fail("source-dir", dir, "cannot resolve its symlinks: %v", errors.Join(err1, err2)))
+	}
+	if !within(realRoot, realDir) {
+		return errs.Add(validate.Fail("source-dir", dir,
+			"%s %q leads out of the source through a symlink (to %q); ocbuild never follows links out of the source tree: use a real directory of the repository",
+			contextField, ctx, realDir))
+	}
+	return true
+}
+
+// checkContextDir checks the directory --context-dir names in --source-dir
+// (lexically inside already): it must exist and, symlinks resolved, stay
+// inside --source-dir.
+func checkContextDir(sourceDir, contextDir, dir string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return validate.Fail("context-dir", contextDir, "directory not found in --source-dir %q", sourceDir)
+	case !st.IsDir():
+		return validate.Fail("context-dir", contextDir, "not a directory in --source-dir %q", sourceDir)
+	}
+	realBase, err1 := filepath.EvalSymlinks(sourceDir)
+	realDir, err2 := filepath.EvalSymlinks(dir)
+	if err1 != nil || err2 != nil {
+		return validate.Fail("context-dir", contextDir, "cannot resolve its symlinks: %v", errors.Join(err1, err2))
+	}
+	if !within(realBase, realDir) {
+		return validate.Fail("context-dir", contextDir,
+			"leads out of --source-dir %q through a symlink (to %q); ocbuild never follows links out of the source tree", sourceDir, realDir)
+	}
+	return nil
+}
+
+// checkDockerfile checks that the Dockerfile is in the uploaded directory:
+// a file there, or a link to one inside it (the upload keeps links as links,
+// so one pointing elsewhere would dangle in the build).
+func checkDockerfile(uploadDir, dockerfile string) error {
+	df := dockerfile
+	if df == "" {
+		df = "Dockerfile"
+	}
+	p := filepath.Join(uploadDir, filepath.FromSlash(df))
+	st, err := os.Lstat(p)
+	if err != nil {
+		return validate.Fail("dockerfile", df, "no such file in %s; pass the Dockerfile's path relative to the context directory", uploadDir)
+	}
+	if st.Mode()&os.ModeSymlink == 0 {
+		if st.IsDir() {
+			return validate.Fail("dockerfile", df, "is a directory in %s; pass the Dockerfile's path relative to the context directory", uploadDir)
+		}
+		return nil
+	}
+	realBase, err1 := filepath.EvalSymlinks(uploadDir)
+	real, err2 := filepath.EvalSymlinks(p)
+	if err1 != nil || err2 != nil {
+		return validate.Fail("dockerfile", df, "a symlink that does not resolve in %s; the build would not find the Dockerfile", uploadDir)
+	}
+	if !within(realBase, real) {
+		return validate.Fail("dockerfile", df, "a symlink to %q, outside the uploaded directory %s; the build would not find it: copy the Dockerfile into the context directory", real, uploadDir)
 	}
 	return nil
 }
@@ -483,7 +706,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 		return ExitOK
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ocbuild: %v\n", err)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(stderr, "ocbuild: %s\n", line)
+		}
 		if cmd != nil {
 			f := failure.As(err, failure.InvalidInput)
 			_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
@@ -494,7 +719,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 	fmt.Fprintf(stderr, "ocbuild %s\n", version)
 	d, ns, err := Connect(cmd.Kubeconfig, cmd.Options.Namespace)
 	if err != nil {
-		f := failure.Wrap(failure.InvalidInput, err, "cannot load the API server configuration (--kubeconfig)")
+		var f *failure.Error
+		var nc *noClusterError
+		if errors.As(err, &nc) {
+			f = failure.New(failure.InvalidInput, "%s", nc.Error())
+		} else {
+			f = failure.Wrap(failure.InvalidInput, err, "cannot load the API server configuration (--kubeconfig)")
+		}
 		fmt.Fprintf(stderr, "ocbuild: %v\n", f)
 		_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
 		_ = cmd.Options.Results.Write(results.ErrorMessage, f.Message)

@@ -20,6 +20,7 @@ import (
 	"github.com/ocbuild/ocbuild/pkg/driver"
 	"github.com/ocbuild/ocbuild/pkg/failure"
 	"github.com/ocbuild/ocbuild/pkg/results"
+	"github.com/ocbuild/ocbuild/pkg/validate"
 )
 
 // clearEnv makes the flag defaults read from the environment empty.
@@ -46,7 +47,26 @@ func sourceTree(t *testing.T) string {
 	if err := os.Mkdir(filepath.Join(dir, "empty"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// out: a link to a directory outside the tree; linked/Dockerfile: a
+	// link to the root's Dockerfile, outside the linked/ context.
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "Dockerfile"), []byte("FROM scratch\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "linked"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"out": outside, "linked/Dockerfile": "../Dockerfile"} {
+		if err := os.Symlink(target, filepath.Join(dir, filepath.FromSlash(link))); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return dir
+}
+
+// gitBuild is a valid docker build of a repository OpenShift clones, plus extra.
+func gitBuild(extra ...string) []string {
+	return append([]string{"build", "--buildconfig=app", "--strategy=docker", "--git-url=https://github.com/o/r", "--to=quay.io/o/a"}, extra...)
 }
 
 func docker(dir string, extra ...string) []string {
@@ -82,6 +102,14 @@ func TestParseErrors(t *testing.T) {
 		{"missing --to", []string{"build", "--buildconfig=app", "--strategy=docker", "--source-dir=" + dir}, []string{"--to", "an image reference is required"}},
 		{"malformed --from", docker(dir, "--from=ubi9:"), []string{`--from "ubi9:"`, "not a valid Docker pull specification"}},
 		{"malformed --builder-image", source(dir, "--builder-image=registry.access.redhat.com/UBI9/python"), []string{"--builder-image", "not a valid Docker pull specification"}},
+		// OpenShift's reference grammar: a path component is [a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*.
+		{"--to with a component ending in -", docker(dir, "--to=quay.io/a-/b"), []string{`--to "quay.io/a-/b": not a valid Docker pull specification: invalid reference format`, `path component "a-"`}},
+		{"--to with a port and a bad component", docker(dir, "--to=127.0.0.1:5000/a-/b:tag"), []string{`--to "127.0.0.1:5000/a-/b:tag"`, "invalid reference format", `path component "a-"`}},
+		{"--to with a..b", docker(dir, "--to=quay.io/a..b/c"), []string{"--to", "invalid reference format", `path component "a..b"`}},
+		{"--from with a bad component", docker(dir, "--from=quay.io/-a/base"), []string{`--from "quay.io/-a/base"`, "invalid reference format"}},
+		{"--builder-image with a bad component", source(dir, "--builder-image=quay.io/a-/s2i"), []string{`--builder-image "quay.io/a-/s2i"`, "invalid reference format"}},
+		{"--to with a scheme", docker(dir, "--to=https://quay.io/o/a"), []string{"--to", "without a scheme"}},
+		{"--to with a bad digest", docker(dir, "--to=quay.io/o/a@sha256:"+strings.Repeat("0", 63)), []string{"--to", "invalid checksum digest length"}},
 		// K=V.
 		{"--env without =", docker(dir, "--env=FOO"), []string{`--env "FOO"`, "expected NAME=VALUE", "NAME="}},
 		{"--build-arg without =", docker(dir, "--build-arg", "VERSION"), []string{`--build-arg "VERSION"`, "an = is missing"}},
@@ -101,6 +129,13 @@ func TestParseErrors(t *testing.T) {
 		{"--context-dir with ..", docker(dir, "--context-dir=../other"), []string{`--context-dir "../other"`, "context dir", `remove the ".."`}},
 		{"--context-dir absolute", docker(dir, "--context-dir=/src"), []string{"--context-dir", "not an absolute path"}},
 		{"--context-dir absolute with git", []string{"build", "--buildconfig=app", "--strategy=docker", "--git-url=https://github.com/o/r", "--context-dir=/src", "--to=quay.io/o/a"}, []string{"--context-dir", "not an absolute path"}},
+		{"--context-dir ..foo with git", gitBuild("--context-dir=..foo"), []string{`--context-dir "..foo": context dir must not be a relative path`, `starts with ".."`}},
+		{"--context-dir a/../..foo with git", gitBuild("--context-dir=a/../..foo"), []string{`--context-dir "a/../..foo"`, "context dir must not be a relative path", `"..foo"`}},
+		{"--context-dir ../x with git", gitBuild("--context-dir=../x"), []string{"--context-dir", "context dir must not be a relative path"}},
+		{"--dockerfile escaping with git", gitBuild("--dockerfile=../Dockerfile"), []string{"--dockerfile", "dockerfilePath must be a relative path within your source location"}},
+		{"--context-dir through a symlink out of the source", docker(dir, "--context-dir=out"), []string{`--context-dir "out": leads out of --source-dir`, "through a symlink", "never follows links out of the source tree"}},
+		{"Dockerfile a symlink out of the context", docker(dir, "--context-dir=linked", "--dockerfile=Dockerfile"), []string{`--dockerfile "Dockerfile": a symlink to`, "outside the uploaded directory"}},
+		{"Dockerfile a directory", docker(dir, "--dockerfile=sub"), []string{`--dockerfile "sub": is a directory`}},
 		{"--context-dir missing in the source", docker(dir, "--context-dir=nope"), []string{"--context-dir", "nope", "directory not found"}},
 		{"--context-dir is a file", docker(dir, "--context-dir=notadir"), []string{"--context-dir", "not a directory"}},
 		{"missing --source-dir", docker(filepath.Join(dir, "missing")), []string{"--source-dir", "missing", "directory not found", "shp-source-root"}},
@@ -114,6 +149,10 @@ func TestParseErrors(t *testing.T) {
 		{"both --source-dir and --git-url", docker(dir, "--git-url=https://github.com/o/r"), []string{"--git-url", "not both"}},
 		{"neither --source-dir nor --git-url", []string{"build", "--buildconfig=app", "--strategy=docker", "--to=quay.io/o/a"}, []string{"--source-dir", "--git-url"}},
 		{"invalid --git-url", []string{"build", "--buildconfig=app", "--strategy=docker", "--git-url=github.com/o/r", "--to=quay.io/o/a"}, []string{`--git-url "github.com/o/r"`, "http(s)://"}},
+		{"file --git-url with a host", gitBuild("--git-url=file://server/srv/repo.git"), []string{"--git-url", `has non-empty host "server"`, "file:///"}},
+		{"--git-ref like an option", gitBuild("--git-ref=-b"), []string{`--git-ref "-b"`, `does not start with "-"`}},
+		{"--git-ref with a space", gitBuild("--git-ref=my branch"), []string{`--git-ref "my branch"`, "no spaces"}},
+		{"--scripts-url without a scheme", source(dir, "--scripts-url=/usr/libexec/s2i"), []string{`--scripts-url "/usr/libexec/s2i"`, "image:///path"}},
 		{"--git-ref without --git-url", docker(dir, "--git-ref=main"), []string{"--git-ref", "only with --git-url"}},
 		{"--source-secret without --git-url", docker(dir, "--source-secret=git"), []string{"--source-secret", "only with --git-url"}},
 		{"--include-git without --source-dir", []string{"build", "--buildconfig=app", "--strategy=docker", "--git-url=https://github.com/o/r", "--to=quay.io/o/a", "--include-git"}, []string{"--include-git", "add --source-dir"}},
@@ -134,7 +173,12 @@ func TestParseErrors(t *testing.T) {
 		{"--run-policy empty", docker(dir, "--run-policy="), []string{"--run-policy", "Parallel, Serial, or SerialLatestOnly"}},
 		{"missing buildconfig name", []string{"build", "--strategy=docker", "--source-dir=" + dir, "--to=quay.io/o/a"}, []string{"--buildconfig", "--build-name"}},
 		{"invalid --buildconfig", docker(dir, "--buildconfig=My_App"), []string{`--buildconfig "My_App"`, "not a valid name"}},
-		{"invalid --build-name as buildconfig", []string{"build", "--build-name=Bad_Name", "--strategy=docker", "--source-dir=" + dir, "--to=quay.io/o/a"}, []string{`--buildconfig "Bad_Name"`, "not a valid name"}},
+		{"invalid --build-name as buildconfig", []string{"build", "--build-name=Bad_Name", "--strategy=docker", "--source-dir=" + dir, "--to=quay.io/o/a"}, []string{`--build-name "Bad_Name"`, "not a valid name"}},
+		{"--buildconfig too long for its builds", docker(dir, "--buildconfig="+strings.Repeat("a", 243)), []string{"--buildconfig", "too long (243 characters)", "at most 242"}},
+		{"invalid --buildrun-name", docker(dir, "--buildrun-name=Run_1"), []string{`--buildrun-name "Run_1"`, "not a valid name"}},
+		{"invalid --taskrun-name", docker(dir, "--taskrun-name=-tr"), []string{`--taskrun-name "-tr"`, "not a valid name"}},
+		{"invalid --namespace", docker(dir, "--namespace=Team.A"), []string{`--namespace "Team.A"`, "not a valid namespace"}},
+		{"invalid -n in start", []string{"start", "--buildconfig=app", "-n", "a_b"}, []string{`--namespace "a_b"`, "not a valid namespace"}},
 		{"invalid --push-secret", docker(dir, "--push-secret=Push_Secret"), []string{`--push-secret "Push_Secret"`, "not a valid name"}},
 		{"invalid --pull-secret", docker(dir, "--pull-secret=-x"), []string{"--pull-secret", "not a valid name"}},
 		{"start without --buildconfig", []string{"start", "--commit=abc"}, []string{"--buildconfig", "name the existing BuildConfig to run"}},
@@ -145,7 +189,10 @@ func TestParseErrors(t *testing.T) {
 		{"negative --timeout", docker(dir, "--timeout=-1s"), []string{`--timeout "-1s"`, "must not be negative"}},
 		{"zero --start-timeout", docker(dir, "--start-timeout=0"), []string{`--start-timeout "0s"`, "must be positive"}},
 		{"negative --start-timeout in start", []string{"start", "--buildconfig=app", "--start-timeout=-5m"}, []string{"--start-timeout", "must be positive"}},
-		{"--timeout not a duration", docker(dir, "--timeout=10"), []string{"--timeout", "see ocbuild --help"}},
+		{"--timeout not a duration", docker(dir, "--timeout=10"), []string{`--timeout "10": not a duration`, "90s", "see ocbuild --help"}},
+		{"--no-cache not a boolean", docker(dir, "--no-cache=yes"), []string{`--no-cache "yes": not a boolean`, "true or false"}},
+		{"--image-label-array in start", []string{"start", "--buildconfig=app", "--image-label-array", "a=b", "c=d"}, []string{"ocbuild start: unknown flag: --image-label-array", "ocbuild build only"}},
+		{"unknown shorthand", docker(dir, "-x"), []string{"unknown shorthand flag", `"x"`}},
 		// Command line shape.
 		{"no arguments", []string{}, []string{"a subcommand is required", "ocbuild build or ocbuild start"}},
 		{"unknown subcommand", []string{"deploy", "--to=x"}, []string{`unknown subcommand "deploy"`, "ocbuild build or ocbuild start"}},
@@ -548,7 +595,7 @@ func TestPreprocess(t *testing.T) {
 	got := preprocess([]string{
 		"--env-array", "A=1", "$(params.x[*])", "-n", "--to=x", "--no-cache=$(params.nc)",
 		"--commit", "$(params.rev)", "--force-pull", "--image-label-array",
-	}, func(s string) { warnings = append(warnings, s) })
+	}, func(s string) { warnings = append(warnings, s) }, nil, &validate.Errors{}, driver.ModeBuild)
 	want := []string{"--env=A=1", "--env=-n", "--to=x", "--force-pull"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("preprocess = %q, want %q", got, want)

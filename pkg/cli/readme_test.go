@@ -30,3 +30,14 @@ func TestReadmeListsEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// The README's help block is the help text, verbatim.
+func TestReadmeShowsUsage(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```text\n"+Usage()+"```\n") {
+		t.Error("README.md's ```text block is not the output of ocbuild --help; paste it again")
+	}
+}

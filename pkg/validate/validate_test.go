@@ -57,6 +57,14 @@ func TestImageReference(t *testing.T) {
 		"nginx@" + digest,
 		"quay.io/org/app@" + digest,
 		"quay.io/org/app:v1@" + digest,
+		// docker/distribution's grammar: "__", any number of dashes.
+		"quay.io/a--b/c",
+		"quay.io/a__b/c",
+		"quay.io/a.b_c-d/e",
+		"quay.io/org/app:V1_x.y-z",
+		"localhost/app",
+		"127.0.0.1:5000/a/b:tag",
+		"app@sha512:" + strings.Repeat("0", 128),
 	}
 	for _, v := range valid {
 		if err := validate.ImageReference("to", v); err != nil {
@@ -81,6 +89,24 @@ func TestImageReference(t *testing.T) {
 		{"quay.io//app:v1", []string{"empty path component"}},
 		{"quay.io/org/app/", []string{"empty path component"}},
 		{"/app", []string{"empty path component"}},
+		// Path components as OpenShift parses them: [a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*
+		{"quay.io/a-/b", []string{"not a valid Docker pull specification: invalid reference format", `path component "a-"`}},
+		{"127.0.0.1:5000/a-/b:tag", []string{"invalid reference format", `path component "a-"`}},
+		{"quay.io/-a/b", []string{"invalid reference format", `path component "-a"`}},
+		{"quay.io/a..b/c", []string{"invalid reference format", `path component "a..b"`}},
+		{"quay.io/a___b/c", []string{"invalid reference format", `path component "a___b"`}},
+		{"quay.io/a._b/c", []string{"invalid reference format", `path component "a._b"`}},
+		{"app-", []string{"invalid reference format", `path component "app-"`}},
+		{"my_registry:5000/app", []string{"invalid reference format", `registry host "my_registry:5000"`}},
+		{"[::1]:5000/app", []string{"invalid reference format", "registry host"}},
+		{"app:.v1", []string{"invalid reference format", `tag ".v1"`}},
+		{"app:" + strings.Repeat("x", 129), []string{"invalid reference format", "1 to 128"}},
+		{"app:", []string{"invalid reference format", "empty tag"}},
+		{"app@", []string{"invalid reference format", `nothing after "@"`}},
+		{"app@md5:0123456789abcdef0123456789abcdef", []string{"unsupported digest algorithm", `"md5"`}},
+		{"app@sha256:" + strings.Repeat("a", 63), []string{"invalid checksum digest length"}},
+		{"quay.io/" + strings.Repeat("a", 250), []string{"repository name must not be more than 255 characters"}},
+		{"quay.io/Org/App", []string{"repository name must be lowercase", `write "Org", "App" in lower case`}},
 	}
 	for _, tc := range invalid {
 		t.Run(tc.value, func(t *testing.T) {
@@ -160,6 +186,7 @@ func TestLabel(t *testing.T) {
 }
 
 func TestRelativePath(t *testing.T) {
+	// dockerfilePath: OpenShift rejects only ".." and "../…" (unlike contextDir).
 	for _, p := range []string{"", "Dockerfile", "a/b", "./a", "a/../b", "a/..", ".", "..foo", "a/..b"} {
 		if err := validate.RelativePath("context-dir", p, "context dir"); err != nil {
 			t.Errorf("RelativePath(%q) = %v, want nil", p, err)
@@ -220,6 +247,7 @@ func TestGitURL(t *testing.T) {
 		{"https://", "the URL has no host"},
 		{"https:///org/repo", "the URL has no host"},
 		{"http://exa mple.com/repo", "not a valid URL"},
+		{"file://host/srv/repo", `file url "file://host/srv/repo" has non-empty host "host"`},
 	}
 	for _, tc := range bad {
 		t.Run(tc.in, func(t *testing.T) {
@@ -260,25 +288,115 @@ func TestFail(t *testing.T) {
 	}
 }
 
-func TestFailQuotesLongValuesShortened(t *testing.T) {
-	long := strings.Repeat("a", 200)
-	msg := validate.Fail("commit", long, "fix").Error()
-	if strings.Contains(msg, long) {
-		t.Errorf("message repeats the whole 200-byte value: %q", msg)
-	}
-	if !strings.Contains(msg, `"`+strings.Repeat("a", 77)+`..."`) {
-		t.Errorf("message %q does not hold the shortened value", msg)
+// Values the user has to fix are quoted in full: names (up to 253
+// characters), image references and paths; only values longer than 512
+// bytes are shortened,
+// keeping their start and their end.
+func TestFailQuotesValues(t *testing.T) {
+	for _, v := range []string{strings.Repeat("a", 253), "/workspace/source/" + strings.Repeat("deep/", 40) + "app"} {
+		if msg := validate.Fail("source-dir", v, "fix").Error(); !strings.Contains(msg, `"`+v+`"`) {
+			t.Errorf("message %q does not quote the %d-byte value in full", msg, len(v))
+		}
 	}
 
-	// Multi-byte runes around the cut must not be split.
+	long := strings.Repeat("a", 500) + strings.Repeat("b", 500) + "END"
+	msg := validate.Fail("commit", long, "fix").Error()
+	if strings.Contains(msg, long) {
+		t.Errorf("message repeats the whole 1003-byte value: %q", msg)
+	}
+	if !strings.Contains(msg, `"`+strings.Repeat("a", 254)+"...") || !strings.Contains(msg, `bEND"`) || len(msg) > 540 {
+		t.Errorf("message %q does not keep the start and the end of the value", msg)
+	}
+
+	// Multi-byte runes around the cuts must not be split.
 	for _, r := range []string{"é", "€", "😀"} {
-		v := strings.Repeat(r, 100)
+		v := strings.Repeat(r, 600)
 		msg := validate.Fail("env", v, "fix").Error()
 		if !utf8.ValidString(msg) {
-			t.Errorf("message for %d×%q is not valid UTF-8: %q", 100, r, msg)
+			t.Errorf("message for %d×%q is not valid UTF-8: %q", 600, r, msg)
 		}
-		if !strings.Contains(msg, `..."`) || !strings.HasSuffix(msg, ": fix") {
+		if !strings.Contains(msg, "...") || !strings.HasSuffix(msg, r+`": fix`) {
 			t.Errorf("message %q lacks the shortened value or the fix", msg)
 		}
+	}
+}
+
+func TestContextDir(t *testing.T) {
+	for _, p := range []string{"", "app", "a/b", "./a", "a/../b", ".", "a/..b", "a.."} {
+		if err := validate.ContextDir("context-dir", p); err != nil {
+			t.Errorf("ContextDir(%q) = %v, want nil", p, err)
+		}
+	}
+	// OpenShift: path.Clean(contextDir) starting with ".." is rejected.
+	for _, p := range []string{"..", "../x", "..foo", "./..foo", "a/../..b", "a/../../x"} {
+		t.Run(p, func(t *testing.T) {
+			checkUsage(t, validate.ContextDir("context-dir", p), "context-dir",
+				`"`+p+`"`, "context dir must not be a relative path", `starts with ".."`, "e.g. app")
+		})
+	}
+	for _, p := range []string{"/src", "/"} {
+		checkUsage(t, validate.ContextDir("context-dir", p), "context-dir", "not an absolute path")
+	}
+}
+
+func TestBuildConfigName(t *testing.T) {
+	for _, n := range []string{"app", strings.Repeat("a", 242)} {
+		if err := validate.BuildConfigName("buildconfig", n, 242); err != nil {
+			t.Errorf("BuildConfigName(%d chars) = %v", len(n), err)
+		}
+	}
+	checkUsage(t, validate.BuildConfigName("buildconfig", strings.Repeat("a", 243), 242), "buildconfig",
+		"too long (243 characters)", "<buildconfig>-<number>", "at most 242")
+	checkUsage(t, validate.BuildConfigName("buildconfig", "My_App", 242), "buildconfig", "not a valid name")
+}
+
+func TestNamespace(t *testing.T) {
+	for _, n := range []string{"team-a", "a", strings.Repeat("a", 63)} {
+		if err := validate.Namespace("namespace", n); err != nil {
+			t.Errorf("Namespace(%q) = %v", n, err)
+		}
+	}
+	for _, n := range []string{"Team", "team.a", "-a", strings.Repeat("a", 64)} {
+		checkUsage(t, validate.Namespace("namespace", n), "namespace", "not a valid namespace")
+	}
+}
+
+func TestGitRef(t *testing.T) {
+	for _, v := range []string{"main", "v1.2.3", "feature/x", "refs/heads/main", "0123abc", "main~1"} {
+		if err := validate.GitRef("git-ref", v); err != nil {
+			t.Errorf("GitRef(%q) = %v", v, err)
+		}
+	}
+	checkUsage(t, validate.GitRef("git-ref", "-b"), "git-ref", `does not start with "-"`)
+	checkUsage(t, validate.GitRef("git-ref", "my branch"), "git-ref", "no spaces")
+	checkUsage(t, validate.GitRef("git-ref", "main\n"), "git-ref", "no spaces")
+}
+
+func TestScriptsURL(t *testing.T) {
+	for _, v := range []string{"image:///usr/libexec/s2i", "https://example.com/s2i", "http://x/s", "file:///s2i"} {
+		if err := validate.ScriptsURL("scripts-url", v); err != nil {
+			t.Errorf("ScriptsURL(%q) = %v", v, err)
+		}
+	}
+	for _, v := range []string{"/usr/libexec/s2i", "ftp://x/s", "example.com/s2i", "http://exa mple.com"} {
+		checkUsage(t, validate.ScriptsURL("scripts-url", v), "scripts-url", "image:///path")
+	}
+}
+
+func TestErrors(t *testing.T) {
+	var errs validate.Errors
+	if errs.Err() != nil || errs.Len() != 0 {
+		t.Fatal("an empty list has an error")
+	}
+	if !errs.Add(nil) {
+		t.Error("Add(nil) = false")
+	}
+	if errs.Add(validate.Fail("to", "", "required")) || errs.Add(validate.Fail("env", "X", "bad")) || errs.Add(validate.Fail("to", "", "required")) {
+		t.Error("Add(error) = true")
+	}
+	err := errs.Err()
+	checkUsage(t, err, "to")
+	if got, want := err.Error(), "--to: required\n--env \"X\": bad"; got != want || errs.Len() != 2 {
+		t.Errorf("Err() = %q (%d), want %q: every error once, one a line", got, errs.Len(), want)
 	}
 }

@@ -199,6 +199,10 @@ type logWriter struct {
 	lines      int
 	cut        *logCut
 	aborted    bool // the cut breaks the connection
+	// errText, when set, is written without a timestamp in place of a
+	// clean cut's partial line, as OpenShift writes some errors into the
+	// stream (Chaos.UntimestampedErrors).
+	errText string
 }
 
 // write writes one line; false means the stream ends here.
@@ -208,7 +212,9 @@ func (lw *logWriter) write(l Line) bool {
 		s = l.Time.UTC().Format(time.RFC3339Nano) + " " + s
 	}
 	if c := lw.cut; c != nil && lw.lines >= c.afterLines {
-		if p := min(c.partial, len(s)-1); p > 0 {
+		if c.clean && lw.errText != "" {
+			_, _ = io.WriteString(lw.w, lw.errText+"\n")
+		} else if p := min(c.partial, len(s)-1); p > 0 {
 			_, _ = io.WriteString(lw.w, s[:p])
 		}
 		lw.flush()
@@ -244,6 +250,12 @@ func (f *frontDoor) streamLog(w http.ResponseWriter, r *http.Request, b *buildv1
 	}
 	rc := http.NewResponseController(w)
 	lw := &logWriter{w: w, flush: func() { _ = rc.Flush() }, timestamps: opts.Timestamps, limit: -1, cut: f.chaos.logCut()}
+	if f.chaos.get().UntimestampedErrors {
+		// openshift-apiserver's buildlog REST writes this text into the
+		// stream, never timestamped.
+		lw.errText = fmt.Sprintf("error while getting build logs, could not retrieve build pod %s/%s : %s",
+			b.Namespace, buildPodName(b), "the server is currently unable to handle the request (injected by the simulator's chaos mode)")
+	}
 	if opts.LimitBytes != nil {
 		lw.limit = *opts.LimitBytes
 	}

@@ -258,3 +258,22 @@ func TestLogChaosCut(t *testing.T) {
 		t.Errorf("uncut log differs")
 	}
 }
+
+// With UntimestampedErrors a clean cut ends with OpenShift's error text, and
+// that text carries no timestamp although timestamps were asked for.
+func TestLogWriterUntimestampedError(t *testing.T) {
+	var out strings.Builder
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	lw := &logWriter{w: &out, flush: func() {}, timestamps: true, limit: -1,
+		cut: &logCut{afterLines: 1, partial: 5, clean: true}, errText: "error while getting build logs, could not retrieve build pod ns/b-1-build : boom"}
+	if !lw.write(Line{Time: at, Text: "first"}) {
+		t.Fatal("the first line was cut")
+	}
+	if lw.write(Line{Time: at, Text: "second"}) {
+		t.Fatal("the stream was not cut after one line")
+	}
+	want := at.Format(time.RFC3339Nano) + " first\nerror while getting build logs, could not retrieve build pod ns/b-1-build : boom\n"
+	if out.String() != want || lw.aborted {
+		t.Errorf("stream = %q (aborted %v), want %q", out.String(), lw.aborted, want)
+	}
+}

@@ -26,6 +26,26 @@ type Chaos struct {
 	// number of lines (sometimes mid-line; sometimes a clean end of stream
 	// as OpenShift gives on copy errors, sometimes a broken connection).
 	LogCutRate float64
+	// UntimestampedErrors makes clean log cuts end with the error text
+	// OpenShift writes into the stream without a timestamp even when
+	// timestamps=true was asked for ("error while getting build logs, …").
+	UntimestampedErrors bool
+	// LostAnswerRate is the fraction of successful requests that are
+	// carried out but whose answer is lost: the client gets 500
+	// InternalError or (half of the time) a broken connection instead.
+	// It applies to
+	//   - buildconfigs/instantiate: the lastVersion bump and Build <bc>-<n>
+	//     are made;
+	//   - buildconfigs/instantiatebinary: the Build is made, reaches
+	//     Running and receives the whole body, as on a 201; then the
+	//     answer is lost. The build is not auto-cancelled and runs on with
+	//     that source (observed: "answered 500 after the build was created,
+	//     build left Running");
+	//   - BuildConfig writes (create, update, patch of buildconfigs,
+	//     proxied to kube-apiserver; not dry runs): kube-apiserver stored
+	//     the object.
+	// Requests that fail anyway keep their own answer.
+	LostAnswerRate float64
 }
 
 // chaos holds the current settings and a seeded random source.
@@ -63,6 +83,50 @@ func (c *chaos) failure() *apierrors.StatusError {
 		return apierrors.NewServiceUnavailable("the server is currently unable to handle the request (injected by the simulator's chaos mode)")
 	}
 	return apierrors.NewInternalError(errors.New("injected by the simulator's chaos mode"))
+}
+
+// errLostAnswer marks an answer lost by chaos (LostAnswerRate).
+var errLostAnswer = errors.New("the request was carried out but its answer was lost (injected by the simulator's chaos mode)")
+
+// lostAnswer decides whether to lose the answer of a request that was
+// carried out; it returns the error to answer instead (nil: answer
+// normally) and whether to break the connection rather than answer it.
+func (c *chaos) lostAnswer() (*apierrors.StatusError, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cfg.LostAnswerRate <= 0 || c.rng.Float64() >= c.cfg.LostAnswerRate {
+		return nil, false
+	}
+	return apierrors.NewInternalError(errLostAnswer), c.rng.IntN(2) == 0
+}
+
+// loseAnswer answers a carried-out request as lostAnswer decided: a 500, or
+// a broken connection (the handler is aborted; nothing is sent).
+func loseAnswer(w http.ResponseWriter, st *apierrors.StatusError, drop bool) {
+	if drop {
+		panic(http.ErrAbortHandler)
+	}
+	writeStatus(w, st)
+}
+
+// isBuildConfigWrite reports a create, update or patch of a BuildConfig
+// (not a subresource, not a dry run).
+func isBuildConfigWrite(r *http.Request) bool {
+	if r.URL.Query().Has("dryRun") {
+		return false
+	}
+	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	// apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs[/{name}]
+	if len(segs) < 6 || segs[0] != "apis" || segs[1] != Group || segs[2] != "v1" || segs[3] != "namespaces" || segs[5] != "buildconfigs" {
+		return false
+	}
+	switch {
+	case len(segs) == 6:
+		return r.Method == http.MethodPost
+	case len(segs) == 7:
+		return r.Method == http.MethodPut || r.Method == http.MethodPatch
+	}
+	return false
 }
 
 // watchDrop returns how long a watch may run before it is dropped (0: not

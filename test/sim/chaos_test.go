@@ -1,10 +1,15 @@
 package sim
 
 import (
+	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,5 +101,94 @@ func TestDroppingBody(t *testing.T) {
 			t.Errorf("dropped early")
 		}
 		_ = d.Close()
+	}
+}
+
+// TestChaosLostAnswerBuildConfigWrites: BuildConfig creates, updates and
+// patches reach kube-apiserver (the object is written), then the client
+// gets 500 InternalError or a broken connection. Failed writes, dry runs
+// and other requests keep their answers.
+func TestChaosLostAnswerBuildConfigWrites(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	upstream := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.RequestURI())
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/conflict"):
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"conflict","reason":"Conflict","code":409}`)
+		case r.Method == http.MethodPost:
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"kind":"BuildConfig","apiVersion":"build.openshift.io/v1","metadata":{"name":"app"}}`)
+		default:
+			fmt.Fprint(w, `{"kind":"BuildConfig","apiVersion":"build.openshift.io/v1","metadata":{"name":"app"}}`)
+		}
+	}))
+	defer upstream.Close()
+	target, _ := url.Parse(upstream.URL)
+	c := newChaos(Chaos{LostAnswerRate: 1}, 5)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: upstream.Certificate().Raw})
+	proxy, err := newProxy(target, caPEM, c, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(proxy)
+	defer front.Close()
+	const bcs = "/apis/build.openshift.io/v1/namespaces/ns/buildconfigs"
+	do := func(method, path string) (*http.Response, error) {
+		req, _ := http.NewRequest(method, front.URL+path, strings.NewReader(`{"metadata":{"name":"app"}}`))
+		req.Header.Set("Content-Type", "application/json")
+		return http.DefaultClient.Do(req)
+	}
+	got := map[string]bool{}
+	for i := 0; i < 12; i++ {
+		for _, m := range []struct{ method, path string }{{"POST", bcs}, {"PUT", bcs + "/app"}, {"PATCH", bcs + "/app"}} {
+			mu.Lock()
+			before := len(seen)
+			mu.Unlock()
+			resp, err := do(m.method, m.path)
+			if err != nil {
+				got["broken"] = true
+			} else {
+				st := readStatus(t, resp)
+				if st.Code != 500 || st.Reason != metav1.StatusReasonInternalError || !strings.Contains(st.Message, "answer was lost") {
+					t.Fatalf("%s %s: %+v, want a lost answer", m.method, m.path, st)
+				}
+				got["500"] = true
+			}
+			mu.Lock()
+			n := len(seen)
+			mu.Unlock()
+			if n != before+1 {
+				t.Fatalf("%s %s did not reach the API server", m.method, m.path)
+			}
+		}
+	}
+	if !got["500"] || !got["broken"] {
+		t.Errorf("outcomes %v, want both 500 and broken connections", got)
+	}
+	// Not lost: failures, dry runs, reads, other resources and subresources.
+	for _, m := range []struct {
+		method, path string
+		code         int
+	}{
+		{"PUT", bcs + "/conflict", 409},
+		{"POST", bcs + "?dryRun=All", 201},
+		{"GET", bcs + "/app", 200},
+		{"POST", "/apis/build.openshift.io/v1/namespaces/ns/builds", 201},
+		{"PUT", "/apis/build.openshift.io/v1/namespaces/ns/builds/app-1", 200},
+		{"POST", "/api/v1/namespaces/ns/configmaps", 201},
+	} {
+		resp, err := do(m.method, m.path)
+		if err != nil {
+			t.Fatalf("%s %s: %v", m.method, m.path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != m.code {
+			t.Errorf("%s %s: %d, want %d", m.method, m.path, resp.StatusCode, m.code)
+		}
 	}
 }

@@ -83,6 +83,9 @@ type Controller struct {
 	// secretRecheck is how often a build waiting for its push secret is
 	// looked at again.
 	secretRecheck time.Duration
+	// snippetDelay is how long after the builder reported Failed the
+	// controller adds logSnippet (the pod terminating, §5.4).
+	snippetDelay time.Duration
 }
 
 // runState is a running executor.
@@ -124,6 +127,7 @@ func newController(o ControllerOptions, client buildclient.Interface, kube kuber
 		runs:          map[Key]*runState{},
 		now:           time.Now,
 		secretRecheck: 2 * time.Second,
+		snippetDelay:  1500 * time.Millisecond,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[Key](),
 			workqueue.TypedRateLimitingQueueConfig[Key]{Name: "sim-builds"}),
 	}
@@ -586,7 +590,12 @@ func (c *Controller) execute(ctx context.Context, r *runState, b *buildv1.Build,
 		}
 		return
 	}
-	_, err := c.finish(c.runCtx, k, b.UID, out.phase, out.reason, out.message, func(x *buildv1.Build) {
+	// The builder reports Failed itself (builds/details) before its pod
+	// exits; the controller adds logSnippet only once the pod has
+	// terminated (§5.4): two writes. Other outcomes are the controller's,
+	// in one write.
+	builderFailed := out.phase == buildv1.BuildPhaseFailed
+	changed, err := c.finishWith(c.runCtx, k, b.UID, out.phase, out.reason, out.message, !builderFailed, func(x *buildv1.Build) {
 		if out.digest != "" {
 			if x.Status.Output.To == nil {
 				x.Status.Output.To = &buildv1.BuildStatusOutputTo{}
@@ -601,6 +610,44 @@ func (c *Controller) execute(ctx context.Context, r *runState, b *buildv1.Build,
 	if err != nil && c.runCtx.Err() == nil {
 		c.logf("build %s/%s: recording %s: %v", k.Namespace, k.Name, out.phase, err)
 	}
+	if changed && builderFailed {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if sleepCtx(c.runCtx, c.snippetDelay) {
+				c.addLogSnippet(c.runCtx, k, b.UID)
+			}
+		}()
+	}
+}
+
+// addLogSnippet sets logSnippet on a Failed or Error build that has none
+// (the controller saw its pod terminate).
+func (c *Controller) addLogSnippet(ctx context.Context, k Key, uid types.UID) {
+	snippet := c.snippetOf(k)
+	if snippet == "" {
+		return
+	}
+	_, _, err := c.update(ctx, k, uid, func(x *buildv1.Build) bool {
+		if (x.Status.Phase != buildv1.BuildPhaseFailed && x.Status.Phase != buildv1.BuildPhaseError) || x.Status.LogSnippet != "" {
+			return false
+		}
+		x.Status.LogSnippet = snippet
+		return true
+	})
+	if err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
+		c.logf("build %s/%s: adding logSnippet: %v", k.Namespace, k.Name, err)
+	}
+}
+
+// snippetOf is the logSnippet of the build's log.
+func (c *Controller) snippetOf(k Key) string {
+	lines, _ := c.o.Logs.Read(k, time.Time{})
+	texts := make([]string, len(lines))
+	for i, l := range lines {
+		texts[i] = l.Text
+	}
+	return logSnippet(texts)
 }
 
 // markRunning moves the build to Running (the git-clone container started).
@@ -637,14 +684,15 @@ func (c *Controller) setRevision(ctx context.Context, k Key, uid types.UID, rev 
 // completion fields and the log snippet, closes its log and prunes the
 // BuildConfig's history. It reports whether this call made the transition.
 func (c *Controller) finish(ctx context.Context, k Key, uid types.UID, phase buildv1.BuildPhase, reason buildv1.StatusReason, message string, apply func(*buildv1.Build)) (bool, error) {
+	return c.finishWith(ctx, k, uid, phase, reason, message, true, apply)
+}
+
+// finishWith is finish; withSnippet=false leaves logSnippet out (the
+// builder's own Failed report, before its pod has terminated).
+func (c *Controller) finishWith(ctx context.Context, k Key, uid types.UID, phase buildv1.BuildPhase, reason buildv1.StatusReason, message string, withSnippet bool, apply func(*buildv1.Build)) (bool, error) {
 	snippet := ""
-	if phase == buildv1.BuildPhaseFailed || phase == buildv1.BuildPhaseError {
-		lines, _ := c.o.Logs.Read(k, time.Time{})
-		texts := make([]string, len(lines))
-		for i, l := range lines {
-			texts[i] = l.Text
-		}
-		snippet = logSnippet(texts)
+	if withSnippet && (phase == buildv1.BuildPhaseFailed || phase == buildv1.BuildPhaseError) {
+		snippet = c.snippetOf(k)
 	}
 	updated, changed, err := c.update(ctx, k, uid, func(x *buildv1.Build) bool {
 		if isTerminal(x.Status.Phase) {

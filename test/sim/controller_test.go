@@ -215,14 +215,17 @@ func TestReadKnobs(t *testing.T) {
 	b := &buildv1.Build{}
 	b.Spec.Strategy.DockerStrategy = &buildv1.DockerBuildStrategy{Env: []corev1.EnvVar{
 		{Name: KnobDuration, Value: "2s"}, {Name: KnobFail, Value: "DockerBuildFailed"}, {Name: KnobCompletesFirst, Value: "TRUE"},
+		{Name: KnobStartDelay, Value: " 1m30s "}, {Name: KnobLogLines, Value: "10000"},
 	}}
 	k, bad := readKnobs(b)
-	if k.duration != 2*time.Second || k.fail != "DockerBuildFailed" || !k.completesFirst || bad != "" {
+	if k.duration != 2*time.Second || k.fail != "DockerBuildFailed" || !k.completesFirst || k.startDelay != 90*time.Second || k.logLines != 10000 || bad != "" {
 		t.Errorf("knobs %+v %q", k, bad)
 	}
 	b.Spec.Strategy.DockerStrategy.Env[0].Value = "soon"
-	if _, bad := readKnobs(b); !strings.Contains(bad, "not a duration") {
-		t.Errorf("bad duration not reported: %q", bad)
+	b.Spec.Strategy.DockerStrategy.Env[3].Value = "-1s"
+	k, bad = readKnobs(b)
+	if !strings.Contains(bad, `OCBUILD_SIM_DURATION="soon" is not a duration`) || !strings.Contains(bad, `OCBUILD_SIM_START_DELAY="-1s" is not a duration`) || k.startDelay != 0 {
+		t.Errorf("bad durations not reported: %q (%+v)", bad, k)
 	}
 	for reason, want := range map[buildv1.StatusReason]outcome{
 		"BuildPodDeleted":   {phase: "Error", reason: "BuildPodDeleted", message: "The pod for this build was deleted before the build completed."},
@@ -715,7 +718,9 @@ func TestControllerFailures(t *testing.T) {
 			if len(lines) > 5 {
 				lines = lines[len(lines)-5:]
 			}
-			if b.Status.LogSnippet != logSnippet(lines) || b.Status.LogSnippet == "" {
+			// logSnippet follows the Failed phase (§5.4).
+			b = h.waitFor(c.name+"-1", "got a logSnippet", func(b *buildv1.Build) bool { return b.Status.LogSnippet != "" })
+			if b.Status.LogSnippet != logSnippet(lines) {
 				t.Errorf("logSnippet %q, log tail %q", b.Status.LogSnippet, lines)
 			}
 			if b.Status.Output.To != nil && b.Status.Output.To.ImageDigest != "" {
@@ -1069,5 +1074,109 @@ func TestControllerRecreatedBuild(t *testing.T) {
 	h.waitLogClosed("r-1")
 	if log := h.log("r-1"); strings.Contains(log, "Simulating a build of 1h") || !strings.Contains(log, "Push successful") {
 		t.Errorf("the new build's log:\n%s", log)
+	}
+}
+
+// TestControllerFailedBeforeLogSnippet: the builder's Failed comes first,
+// without logSnippet; the controller adds it once the "pod" has ended
+// (§5.4). Failures the controller decides (the deadline) carry it at once.
+func TestControllerFailedBeforeLogSnippet(t *testing.T) {
+	h := newCtrlHarness(t)
+	h.c.snippetDelay = time.Second
+	w, err := h.builds.BuildV1().Builds("ns").Watch(h.ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	b := longBuild("f-1", "f", 1, "", h.reg)
+	b.Spec.Strategy.DockerStrategy.Env = []corev1.EnvVar{{Name: KnobFail, Value: "DockerBuildFailed"}}
+	h.create(b)
+	var failedAt time.Time
+	var first *buildv1.Build
+	timeout := time.After(30 * time.Second)
+	for first == nil || first.Status.LogSnippet == "" {
+		select {
+		case ev := <-w.ResultChan():
+			x, ok := ev.Object.(*buildv1.Build)
+			if !ok || x.Name != "f-1" || x.Status.Phase != buildv1.BuildPhaseFailed {
+				continue
+			}
+			if first == nil {
+				first, failedAt = x, time.Now()
+				if x.Status.LogSnippet != "" {
+					t.Fatalf("the first Failed event already has logSnippet %q", x.Status.LogSnippet)
+				}
+				if x.Status.Reason != "DockerBuildFailed" || x.Status.Message != "Dockerfile build strategy has failed." || x.Status.CompletionTimestamp == nil {
+					t.Errorf("first Failed event: %+v", x.Status)
+				}
+				continue
+			}
+			first = x
+		case <-timeout:
+			t.Fatalf("no Failed build with logSnippet (first Failed: %v)", first != nil)
+		}
+	}
+	if d := time.Since(failedAt); d < 800*time.Millisecond {
+		t.Errorf("logSnippet %s after Failed, want about 1s", d)
+	}
+	if !strings.Contains(first.Status.LogSnippet, "Dockerfile build strategy has failed.") {
+		t.Errorf("logSnippet %q", first.Status.LogSnippet)
+	}
+
+	// The deadline is the controller's: phase and logSnippet together.
+	dl := longBuild("d-1", "d", 1, "", h.reg)
+	dl.Spec.CompletionDeadlineSeconds = ptr(int64(1))
+	h.create(dl)
+	for {
+		select {
+		case ev := <-w.ResultChan():
+			x, ok := ev.Object.(*buildv1.Build)
+			if !ok || x.Name != "d-1" || x.Status.Phase != buildv1.BuildPhaseFailed {
+				continue
+			}
+			if x.Status.LogSnippet == "" {
+				t.Errorf("deadline Failed without logSnippet")
+			}
+			return
+		case <-time.After(30 * time.Second):
+			t.Fatal("d-1 never Failed")
+		}
+	}
+}
+
+// TestControllerStartDelay: OCBUILD_SIM_START_DELAY holds the build in
+// Pending before Running; a cancel during the delay acts at once.
+func TestControllerStartDelay(t *testing.T) {
+	h := newCtrlHarness(t)
+	b := longBuild("s-1", "s", 1, "", h.reg)
+	b.Spec.Strategy.DockerStrategy.Env = []corev1.EnvVar{{Name: KnobStartDelay, Value: "1500ms"}, {Name: KnobDuration, Value: "1s"}}
+	h.create(b)
+	pending := h.waitPhase("s-1", buildv1.BuildPhasePending)
+	t0 := time.Now()
+	time.Sleep(time.Second)
+	if p := h.get("s-1").Status.Phase; p != buildv1.BuildPhasePending {
+		t.Fatalf("s-1 is %s 1s into a 1.5s start delay", p)
+	}
+	h.waitPhase("s-1", buildv1.BuildPhaseRunning)
+	if d := time.Since(t0); d < 300*time.Millisecond {
+		t.Errorf("Running %s after Pending (%v), want about 1.5s", d, pending.Status.StartTimestamp)
+	}
+	done := h.waitPhase("s-1", buildv1.BuildPhaseComplete)
+	if got := h.phases("s-1"); !reflect.DeepEqual(got, []buildv1.BuildPhase{"New", "Pending", "Running", "Complete"}) {
+		t.Errorf("phases %v", got)
+	}
+	if done.Status.Output.To == nil || done.Status.Output.To.ImageDigest == "" {
+		t.Errorf("no digest: %+v", done.Status)
+	}
+
+	c := longBuild("c-1", "c", 1, "", h.reg)
+	c.Spec.Strategy.DockerStrategy.Env = []corev1.EnvVar{{Name: KnobStartDelay, Value: "1h"}}
+	h.create(c)
+	h.waitPhase("c-1", buildv1.BuildPhasePending)
+	h.cancel("c-1")
+	h.waitPhase("c-1", buildv1.BuildPhaseCancelled)
+	h.noRun("c-1")
+	if got := h.phases("c-1"); !reflect.DeepEqual(got, []buildv1.BuildPhase{"New", "Pending", "Cancelled"}) {
+		t.Errorf("phases %v", got)
 	}
 }

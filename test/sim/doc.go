@@ -10,11 +10,13 @@
 //
 //   - admission webhooks (webhook.go): defaulting, the validation table,
 //     updates without resourceVersion refused, the builds/<strategy>
-//     permission check;
+//     permission check, source-secret injection as the caller
+//     (secretinject.go);
 //   - a front door (frontdoor.go): the URL steps talk to; it proxies to
 //     kube-apiserver and serves buildconfigs/instantiate,
 //     buildconfigs/instantiatebinary and builds/log itself, with TokenReview
-//     and SubjectAccessReview; it can inject chaos (chaos.go);
+//     and SubjectAccessReview; like OpenShift's, instantiatebinary does not
+//     notice a client that gives up; it can inject chaos (chaos.go);
 //   - a controller and executor (controller.go, executor.go): runPolicy,
 //     phases, cancellation, history pruning, and real images pushed to the
 //     sandbox registry.

@@ -26,6 +26,21 @@ package sim
 //	    CannotCreateBuildPodSpec, BuildPodExists, Error) and Failed otherwise.
 //	    Nothing is pushed.
 //
+//	OCBUILD_SIM_START_DELAY=<Go duration> e.g. 10s
+//	    The build is held in Pending (its "pod" is being scheduled and pulls
+//	    images) this long before it goes Running, so that cancels, deletions
+//	    and clients that give up can land while an instantiatebinary upload
+//	    waits for Running (the body is only read once the build runs). A
+//	    cancel or a deletion during the delay acts at once; the delay counts
+//	    toward completionDeadlineSeconds, as the pod's activeDeadlineSeconds
+//	    does.
+//
+//	OCBUILD_SIM_LOG_LINES=<n>            e.g. 10000
+//	    Right after fetching the source the builder writes n numbered lines
+//	    ("ocbuild-sim log line 1" … LogLinePrefix followed by the number) as
+//	    fast as it can: a big log written within about a second, whose lines
+//	    share sinceTime's one-second resolution.
+//
 //	OCBUILD_SIM_COMPLETES_FIRST=true
 //	    The "completes first" race of reference §7: a cancel request
 //	    (status.cancelled=true) arriving while the build is Pending or Running
@@ -51,6 +66,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,7 +84,12 @@ const (
 	KnobDuration       = "OCBUILD_SIM_DURATION"
 	KnobFail           = "OCBUILD_SIM_FAIL"
 	KnobCompletesFirst = "OCBUILD_SIM_COMPLETES_FIRST"
+	KnobStartDelay     = "OCBUILD_SIM_START_DELAY"
+	KnobLogLines       = "OCBUILD_SIM_LOG_LINES"
 )
+
+// LogLinePrefix starts each line written for KnobLogLines.
+const LogLinePrefix = "ocbuild-sim log line "
 
 // StatusMessages are the canonical messages of the build status reasons
 // (reference §5.3).
@@ -118,8 +139,10 @@ func messageFor(reason buildv1.StatusReason) string {
 // knobs are the simulator settings read from the build environment.
 type knobs struct {
 	duration       time.Duration
+	startDelay     time.Duration
 	fail           buildv1.StatusReason
 	completesFirst bool
+	logLines       int
 }
 
 func strategyEnv(b *buildv1.Build) []corev1.EnvVar {
@@ -140,23 +163,35 @@ func strategyEnv(b *buildv1.Build) []corev1.EnvVar {
 // readKnobs returns the knobs of b, and a description of a malformed one.
 func readKnobs(b *buildv1.Build) (knobs, string) {
 	var k knobs
-	var bad string
+	var bads []string
+	duration := func(e corev1.EnvVar, dst *time.Duration) {
+		d, err := time.ParseDuration(strings.TrimSpace(e.Value))
+		if err != nil || d < 0 {
+			bads = append(bads, fmt.Sprintf("%s=%q is not a duration (e.g. 30s); ignored", e.Name, e.Value))
+			return
+		}
+		*dst = d
+	}
 	for _, e := range strategyEnv(b) {
 		switch e.Name {
 		case KnobDuration:
-			d, err := time.ParseDuration(strings.TrimSpace(e.Value))
-			if err != nil || d < 0 {
-				bad = fmt.Sprintf("%s=%q is not a duration (e.g. 30s); ignored", KnobDuration, e.Value)
-				continue
-			}
-			k.duration = d
+			duration(e, &k.duration)
+		case KnobStartDelay:
+			duration(e, &k.startDelay)
 		case KnobFail:
 			k.fail = buildv1.StatusReason(strings.TrimSpace(e.Value))
 		case KnobCompletesFirst:
 			k.completesFirst = strings.EqualFold(strings.TrimSpace(e.Value), "true")
+		case KnobLogLines:
+			n, err := strconv.Atoi(strings.TrimSpace(e.Value))
+			if err != nil || n < 0 {
+				bads = append(bads, fmt.Sprintf("%s=%q is not a line count; ignored", e.Name, e.Value))
+				continue
+			}
+			k.logLines = n
 		}
 	}
-	return k, bad
+	return k, strings.Join(bads, "; ")
 }
 
 // outcome is how the builder ended.
@@ -214,6 +249,13 @@ func (e *executor) run(ctx context.Context) outcome {
 	defer os.RemoveAll(e.work)
 
 	k, bad := readKnobs(e.b)
+	if k.startDelay > 0 {
+		// Still Pending: the pod is not running yet.
+		e.c.logf("build %s/%s: held in Pending for %s (%s)", e.key.Namespace, e.key.Name, k.startDelay, KnobStartDelay)
+		if !sleepCtx(ctx, k.startDelay) {
+			return outcome{}
+		}
+	}
 	// Running: the git-clone init container starts.
 	if err := e.c.markRunning(ctx, e.key, e.b.UID); err != nil {
 		return outcome{}
@@ -256,6 +298,9 @@ func (e *executor) run(ctx context.Context) outcome {
 		return failed(buildv1.StatusReasonFetchSourceFailed)
 	}
 
+	for i := 1; i <= k.logLines; i++ {
+		e.log(LogLinePrefix + strconv.Itoa(i))
+	}
 	if k.duration > 0 {
 		if !e.simulateDuration(ctx, runningSince, k.duration) {
 			return outcome{}

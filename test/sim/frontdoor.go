@@ -339,7 +339,19 @@ type frontDoor struct {
 	// deliverFailGrace is how long a failed upload waits for the executor
 	// to fail the build before the auto-cancel.
 	deliverFailGrace time.Duration
-	logf             func(format string, args ...any)
+	// base bounds the work instantiatebinary does for a client that may be
+	// gone: the simulator's lifetime (nil: never ends).
+	base context.Context
+	logf func(format string, args ...any)
+}
+
+// baseContext is the context instantiatebinary works under instead of the
+// request's.
+func (f *frontDoor) baseContext() context.Context {
+	if f.base != nil {
+		return f.base
+	}
+	return context.Background()
 }
 
 // route is a request for one of the subresources the front door serves.
@@ -479,6 +491,17 @@ func newProxy(target *url.URL, caPEM []byte, c *chaos, logf func(string, ...any)
 			if req == nil || !isBuildAPI(req.URL.Path) {
 				return nil
 			}
+			if isBuildConfigWrite(req) && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+				if st, drop := c.lostAnswer(); st != nil {
+					// Stored by kube-apiserver; the answer is lost.
+					logf("chaos: %s %s carried out, answer lost (%s)", req.Method, req.URL.RequestURI(), lostHow(drop))
+					if drop {
+						return errLostAnswer // the ErrorHandler breaks the connection
+					}
+					replaceWithStatus(resp, st)
+					return nil
+				}
+			}
 			if isWatch(req) && resp.StatusCode == http.StatusOK {
 				if after, clean := c.watchDrop(); after > 0 {
 					resp.Body = newDroppingBody(resp.Body, after, clean)
@@ -492,6 +515,9 @@ func newProxy(target *url.URL, caPEM []byte, c *chaos, logf func(string, ...any)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, errLostAnswer) {
+				panic(http.ErrAbortHandler)
+			}
 			if r.Context().Err() != nil {
 				return // the client went away
 			}
@@ -499,6 +525,30 @@ func newProxy(target *url.URL, caPEM []byte, c *chaos, logf func(string, ...any)
 			writeStatus(w, apierrors.NewServiceUnavailable(fmt.Sprintf("error trying to reach the API server: %v", err)))
 		},
 	}, nil
+}
+
+// lostHow describes how a lost answer reaches the client.
+func lostHow(drop bool) string {
+	if drop {
+		return "connection broken"
+	}
+	return "500 InternalError"
+}
+
+// replaceWithStatus replaces a proxied response by a Status answer.
+func replaceWithStatus(resp *http.Response, se *apierrors.StatusError) {
+	st := se.ErrStatus
+	st.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
+	st.Status = metav1.StatusFailure
+	body, _ := json.Marshal(st)
+	body = append(body, '\n')
+	_ = resp.Body.Close()
+	resp.StatusCode = int(st.Code)
+	resp.Status = fmt.Sprintf("%d %s", st.Code, http.StatusText(int(st.Code)))
+	resp.Header = http.Header{"Content-Type": {"application/json"}, "Content-Length": {strconv.Itoa(len(body))}}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.TransferEncoding = nil
 }
 
 // logfWriter adapts logf to an io.Writer for log.Logger.

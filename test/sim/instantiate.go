@@ -74,6 +74,11 @@ func (f *frontDoor) serveInstantiate(w http.ResponseWriter, r *http.Request, ns,
 		writeStatus(w, st)
 		return
 	}
+	if st, drop := f.chaos.lostAnswer(); st != nil {
+		f.logf("chaos: instantiate %s/%s created build %s, answer lost (%s)", ns, req.Name, b.Name, lostHow(drop))
+		loseAnswer(w, st, drop)
+		return
+	}
 	writeJSON(w, http.StatusCreated, b)
 }
 
@@ -189,21 +194,21 @@ func buildPodName(b *buildv1.Build) string {
 	return name
 }
 
-// mergeEnv replaces same-named entries of env and appends the rest.
+// mergeEnv is the generator's env override (§4.1 step 7): the entries of
+// env named like an entry of add are removed, then all of add is appended
+// ([KEEP, A=old, NEW] + [A=B] gives [KEEP, NEW, A=B]).
 func mergeEnv(env, add []corev1.EnvVar) []corev1.EnvVar {
+	names := make(map[string]bool, len(add))
 	for _, e := range add {
-		replaced := false
-		for i := range env {
-			if env[i].Name == e.Name {
-				env[i], replaced = e, true
-				break
-			}
-		}
-		if !replaced {
-			env = append(env, e)
+		names[e.Name] = true
+	}
+	out := make([]corev1.EnvVar, 0, len(env)+len(add))
+	for _, e := range env {
+		if !names[e.Name] {
+			out = append(out, e)
 		}
 	}
-	return env
+	return append(out, add...)
 }
 
 // generateBuild makes Build <bc>-<lastVersion+1> from bc and the request
@@ -350,8 +355,12 @@ func (f *frontDoor) serveInstantiateBinary(w http.ResponseWriter, r *http.Reques
 			},
 		}
 	}
-	// One budget covers instantiating and waiting for Running.
-	budget, cancel := context.WithTimeout(r.Context(), f.binaryTimeout)
+	// One budget covers instantiating and waiting for Running. Neither the
+	// wait nor the stream below takes the request's context (§4.3 step 7):
+	// a client that gives up is not noticed; the build is waited for, gets
+	// the part of the body that had arrived, and runs on.
+	base := f.baseContext()
+	budget, cancel := context.WithTimeout(base, f.binaryTimeout)
 	defer cancel()
 	b, st := f.instantiate(budget, ns, req)
 	if st != nil {
@@ -392,8 +401,15 @@ func (f *frontDoor) serveInstantiateBinary(w http.ResponseWriter, r *http.Reques
 		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("cannot upload file to build %s with status %s", b.Name, running.Status.Phase)))
 		return
 	}
-	// Only now is the body read.
-	if err := f.sources.Deliver(r.Context(), Key{Namespace: ns, Name: b.Name}, asFile, r.Body); err != nil {
+	// Only now is the body read. A read error (the client went away, the
+	// connection broke) ends the input, as it ends the attach stream's
+	// stdin: the builder unpacks what it received.
+	body := &endAtError{r: r.Body}
+	err = f.sources.Deliver(base, Key{Namespace: ns, Name: b.Name}, asFile, body)
+	if body.err != nil {
+		f.logf("instantiatebinary %s/%s: the request body ended after %d bytes with %v; the build got that much", ns, b.Name, body.n, body.err)
+	}
+	if err != nil {
 		// The executor fails a build whose upload it cannot extract: give it
 		// a moment, so the build keeps that outcome instead of a cancel.
 		if fb := f.awaitEnd(ns, b.Name, f.deliverFailGrace); fb != nil && selfEnded(fb.Status.Phase) {
@@ -403,8 +419,35 @@ func (f *frontDoor) serveInstantiateBinary(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	delivered = true
+	if st, drop := f.chaos.lostAnswer(); st != nil {
+		// The build runs on with its source; only the answer is lost.
+		f.logf("chaos: instantiatebinary %s/%s: build %s running with its source, answer lost (%s)", ns, name, b.Name, lostHow(drop))
+		loseAnswer(w, st, drop)
+		return
+	}
 	setBuildTypeMeta(running)
 	writeJSON(w, http.StatusCreated, running)
+}
+
+// endAtError reads a request body and turns the first read error into the
+// end of input, remembering it.
+type endAtError struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (e *endAtError) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, io.EOF
+	}
+	n, err := e.r.Read(p)
+	e.n += int64(n)
+	if err != nil && err != io.EOF {
+		e.err = err
+		err = io.EOF
+	}
+	return n, err
 }
 
 // waitErrText is the wait error as OpenShift words a timeout.

@@ -84,7 +84,7 @@ func TestInstantiate(t *testing.T) {
 		t.Errorf("triggeredBy = %+v", b.Spec.TriggeredBy)
 	}
 	ds := b.Spec.Strategy.DockerStrategy
-	if got, _ := json.Marshal(ds.Env); string(got) != `[{"name":"A","value":"new"},{"name":"K","value":"keep"},{"name":"B","value":"b"}]` {
+	if got, _ := json.Marshal(ds.Env); string(got) != `[{"name":"K","value":"keep"},{"name":"A","value":"new"},{"name":"B","value":"b"}]` {
 		t.Errorf("env = %s", got)
 	}
 	if got, _ := json.Marshal(ds.BuildArgs); string(got) != `[{"name":"Y","value":"y"},{"name":"Z","value":"z"}]` || !ds.NoCache {
@@ -287,5 +287,48 @@ func TestGenerateBuildNames(t *testing.T) {
 	b, _ = generateBuild(bc, &buildv1.BuildRequest{Binary: &buildv1.BinaryBuildSource{}})
 	if b.Spec.Source.Dockerfile == nil {
 		t.Errorf("inline Dockerfile dropped without asFile=Dockerfile")
+	}
+}
+
+// TestMergeEnv: same-named strategy entries are removed, then every request
+// entry is appended (§4.1 step 7).
+func TestMergeEnv(t *testing.T) {
+	env := func(kvs ...string) []corev1.EnvVar {
+		var out []corev1.EnvVar
+		for _, kv := range kvs {
+			n, v, _ := strings.Cut(kv, "=")
+			out = append(out, corev1.EnvVar{Name: n, Value: v})
+		}
+		return out
+	}
+	str := func(e []corev1.EnvVar) string {
+		var s []string
+		for _, x := range e {
+			s = append(s, x.Name+"="+x.Value)
+		}
+		return strings.Join(s, " ")
+	}
+	for _, c := range []struct{ base, add, want []corev1.EnvVar }{
+		{env("KEEP=1", "A=old", "NEW=2"), env("A=B"), env("KEEP=1", "NEW=2", "A=B")},
+		{env("A=1", "B=2", "A=3"), env("A=x", "C=y"), env("B=2", "A=x", "C=y")},
+		{nil, env("A=x", "A=y"), env("A=x", "A=y")},
+		{env("A=1"), nil, env("A=1")},
+	} {
+		if got := mergeEnv(c.base, c.add); str(got) != str(c.want) {
+			t.Errorf("mergeEnv(%s, %s) = %s, want %s", str(c.base), str(c.add), str(got), str(c.want))
+		}
+	}
+	// Through instantiate: BC env [KEEP, A=old, NEW] + request A=B.
+	h := newHarness(t, storedBC(func(bc *buildv1.BuildConfig) {
+		bc.Spec.Strategy.DockerStrategy.Env = env("KEEP=1", "A=old", "NEW=2")
+	}))
+	resp := h.do("POST", instantiatePath, body(t, &buildv1.BuildRequest{ObjectMeta: metav1.ObjectMeta{Name: "app"}, Env: env("A=B")}))
+	defer resp.Body.Close()
+	var b buildv1.Build
+	if err := json.NewDecoder(resp.Body).Decode(&b); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("HTTP %d: %v", resp.StatusCode, err)
+	}
+	if got := str(b.Spec.Strategy.DockerStrategy.Env); got != "KEEP=1 NEW=2 A=B" {
+		t.Errorf("build env %s, want KEEP=1 NEW=2 A=B", got)
 	}
 }

@@ -167,7 +167,7 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 		return nil, err
 	}
 	access := sarChecker{kube: kube}
-	whSrv, whURL, err := serveTLS(&admitter{access: access, loopbackUser: loopbackUser}, cert, "webhook server", s.logf)
+	whSrv, whURL, err := serveTLS(&admitter{access: access, loopbackUser: loopbackUser, secrets: impersonatingSecretLister(cfg), log: s.logf}, cert, "webhook server", s.logf)
 	if err != nil {
 		return nil, err
 	}
@@ -226,6 +226,7 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 		logWaitTimeout:   s.opts.LogWaitTimeout,
 		followCheck:      5 * time.Second,
 		deliverFailGrace: 5 * time.Second,
+		base:             runCtx,
 		logf:             s.logf,
 	}
 	fdSrv, fdURL, err := serveTLS(fd, cert, "front door", s.logf)

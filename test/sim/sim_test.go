@@ -92,6 +92,50 @@ func TestSimulatorInSandbox(t *testing.T) {
 		t.Errorf("defaults: %+v", got.Spec)
 	}
 
+	// Source-secret injection lists secrets as the caller: step may not
+	// (the 403 is ignored, app got none), lister may.
+	if _, err := sb.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-creds",
+		Annotations: map[string]string{buildv1.BuildSourceSecretMatchURIAnnotationPrefix + "hello": "*://*/hello.git"}},
+		Type: corev1.SecretTypeBasicAuth, StringData: map[string]string{"username": "u", "password": "p"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.Source.SourceSecret != nil {
+		t.Errorf("a caller without list secrets got source secret %+v", got.Spec.Source.SourceSecret)
+	}
+	lister := clientFor(t, ctx, sb, "lister", true)
+	if _, err := sb.Kube.RbacV1().Roles(ns).Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "list-secrets"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"list"}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sb.Kube.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "list-secrets"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "list-secrets"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "lister", Namespace: ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	injected := bc.DeepCopy()
+	injected.Name = "injected"
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		// RBAC caches: retry until the binding is seen.
+		_ = lister.BuildV1().BuildConfigs(ns).Delete(ctx, injected.Name, metav1.DeleteOptions{})
+		x, err := lister.BuildV1().BuildConfigs(ns).Create(ctx, injected, metav1.CreateOptions{})
+		return err == nil && x.Spec.Source.SourceSecret != nil && x.Spec.Source.SourceSecret.Name == "git-creds", nil
+	})
+	if err != nil {
+		t.Errorf("a caller with list secrets got no injected source secret")
+	}
+
+	// Chaos: a BuildConfig write carried out, its answer lost.
+	s.SetChaos(sim.Chaos{LostAnswerRate: 1})
+	lost := bc.DeepCopy()
+	lost.Name = "lost"
+	if _, err := bcs.Create(ctx, lost, metav1.CreateOptions{}); err == nil {
+		t.Errorf("create under LostAnswerRate=1 answered without error")
+	}
+	s.SetChaos(sim.Chaos{})
+	if _, err := bcs.Get(ctx, "lost", metav1.GetOptions{}); err != nil {
+		t.Errorf("the BuildConfig whose answer was lost was not stored: %v", err)
+	}
+
 	// Updates need resourceVersion.
 	got.ResourceVersion = ""
 	_, err = bcs.Update(ctx, got, metav1.UpdateOptions{})

@@ -773,6 +773,17 @@ type admitter struct {
 	// loopbackUser is the simulator's own (admin) identity, standing for
 	// OpenShift's loopback client: no strategy check.
 	loopbackUser string
+	// secrets lists secrets as the requesting user, for source-secret
+	// injection (nil: no injection).
+	secrets secretLister
+	// log receives diagnostics (nil: discarded).
+	log func(format string, args ...any)
+}
+
+func (a *admitter) logf(format string, args ...any) {
+	if a.log != nil {
+		a.log(format, args...)
+	}
 }
 
 func (a *admitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -789,7 +800,7 @@ func (a *admitter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var resp *admissionv1.AdmissionResponse
 	switch r.URL.Path {
 	case "/mutate":
-		resp = a.mutate(review.Request)
+		resp = a.mutate(r.Context(), review.Request)
 	case "/validate":
 		resp = a.validate(r.Context(), review.Request)
 	default:
@@ -846,7 +857,7 @@ type patchOp struct {
 	Value any    `json:"value,omitempty"`
 }
 
-func (a *admitter) mutate(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+func (a *admitter) mutate(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	res := req.Resource.Resource
 	if req.Resource.Group != Group || (res != "buildconfigs" && res != "builds") || req.SubResource != "" {
 		return allowed()
@@ -874,6 +885,10 @@ func (a *admitter) mutate(req *admissionv1.AdmissionRequest) *admissionv1.Admiss
 		defaultBuildConfig(&bc, req.Operation == admissionv1.Create)
 		if req.Operation == admissionv1.Create {
 			bc.Status.LastVersion = 0 // written only by the server
+			if bc.Name == "" {
+				bc.Name = req.Name
+			}
+			a.injectSourceSecret(ctx, req.UserInfo, req.Namespace, &bc)
 		} else {
 			var old buildv1.BuildConfig
 			if err := json.Unmarshal(req.OldObject.Raw, &old); err == nil && bc.Status.LastVersion < old.Status.LastVersion {

@@ -58,7 +58,7 @@ func applyMutation(t *testing.T, a *admitter, op admissionv1.Operation, resource
 	if old != nil {
 		req.OldObject = raw(t, old)
 	}
-	resp := a.mutate(req)
+	resp := a.mutate(context.Background(), req)
 	if !resp.Allowed || resp.Patch == nil {
 		return req.Object.Raw, resp
 	}
