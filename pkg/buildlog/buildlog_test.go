@@ -3,6 +3,7 @@ package buildlog
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,6 +30,8 @@ type logServer struct {
 	lines []string
 	cuts  []int
 	calls []string
+	// repeatLastCut applies the last cut to every later request.
+	repeatLastCut bool
 }
 
 func (s *logServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -36,7 +39,10 @@ func (s *logServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls = append(s.calls, r.URL.RawQuery)
 	cut := -1
 	if len(s.cuts) > 0 {
-		cut, s.cuts = s.cuts[0], s.cuts[1:]
+		cut = s.cuts[0]
+		if len(s.cuts) > 1 || !s.repeatLastCut {
+			s.cuts = s.cuts[1:]
+		}
 	}
 	lines := s.lines
 	s.mu.Unlock()
@@ -80,7 +86,9 @@ func stamped(n, perTimestamp int) ([]string, string) {
 
 func follower(t *testing.T, srv *httptest.Server, phase buildv1.BuildPhase) (*Follower, *bytes.Buffer) {
 	t.Helper()
-	cfg := &rest.Config{Host: srv.URL, APIPath: "/apis", ContentConfig: rest.ContentConfig{
+	// QPS -1: no client-side rate limit, so tests that make hundreds of
+	// reads stay fast (the step's client allows 20/s).
+	cfg := &rest.Config{Host: srv.URL, APIPath: "/apis", QPS: -1, ContentConfig: rest.ContentConfig{
 		GroupVersion: &buildv1.GroupVersion, NegotiatedSerializer: buildscheme.Codecs.WithoutConversion()}}
 	rc, err := rest.RESTClientFor(cfg)
 	if err != nil {
@@ -160,12 +168,12 @@ func TestStalledStreamIsClosedOnceTheBuildEnds(t *testing.T) {
 	defer close(release)
 	f, out := follower(t, srv, buildv1.BuildPhaseRunning)
 	f.TerminalGrace = 10 * time.Millisecond
+	twoLines := make(chan struct{})
+	f.Out = &signalWriter{w: out, after: 2, reached: twoLines}
 	done := make(chan error, 1)
 	go func() { done <- f.Run(context.Background()) }()
 	// The build ends while the stream hangs.
-	for f.Lines() < 2 {
-		<-time.After(time.Millisecond)
-	}
+	<-twoLines
 	b := f.Tracker.Latest().DeepCopy()
 	b.Status.Phase = buildv1.BuildPhaseComplete
 	setForTest(f.Tracker, b)
@@ -180,6 +188,24 @@ func TestStalledStreamIsClosedOnceTheBuildEnds(t *testing.T) {
 	if out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)
 	}
+}
+
+// signalWriter closes reached once after lines have been written to w.
+type signalWriter struct {
+	w       io.Writer
+	after   int
+	reached chan struct{}
+	lines   int
+}
+
+func (s *signalWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	before := s.lines
+	s.lines += bytes.Count(p[:n], []byte("\n"))
+	if before < s.after && s.lines >= s.after {
+		close(s.reached)
+	}
+	return n, err
 }
 
 // A re-read of a finished log that is cut before it gets past the lines
@@ -198,18 +224,22 @@ func TestCutBeforeThePositionIsNotTheEnd(t *testing.T) {
 	}
 }
 
+// Reads of a finished log go on as long as the server answers; only the
+// caller's context ends them, and then the log is reported as possibly
+// incomplete.
 func TestEndlessCutsReportAnIncompleteLog(t *testing.T) {
 	lines, _ := stamped(20, 1)
-	cuts := make([]int, 100)
-	for i := range cuts {
-		cuts[i] = 0 // every stream ends before its first line
-	}
-	cuts[0] = 5
-	srv := httptest.NewServer(&logServer{lines: lines, cuts: cuts})
+	ls := &logServer{lines: lines, cuts: []int{5, 0}, repeatLastCut: true} // then every stream ends before its first line
+	srv := httptest.NewServer(ls)
 	defer srv.Close()
-	f, _ := follower(t, srv, buildv1.BuildPhaseComplete)
-	f.MaxFinalReads = 4
-	if err := f.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "incomplete") {
-		t.Fatalf("err = %v, want an incomplete-log error", err)
+	f, out := follower(t, srv, buildv1.BuildPhaseComplete)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := f.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "incomplete") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want an incomplete-log error ending with the deadline", err)
+	}
+	if got := strings.Count(out.String(), "\n"); got != 5 {
+		t.Errorf("printed %d lines, want the 5 delivered", got)
 	}
 }

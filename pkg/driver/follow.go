@@ -133,9 +133,12 @@ wait:
 			d.logf("warning: %v", err)
 		}
 	case <-grace.C:
-		d.logf("warning: the build log did not finish within %s after the build ended; it may be incomplete", o.LogGrace)
 		stopLog()
-		<-logDone
+		if err := <-logDone; err != nil {
+			d.logf("warning: the build log did not finish within %s after the build ended: %v", o.LogGrace, err)
+		} else {
+			d.logf("warning: the build log did not finish within %s after the build ended; it may be incomplete", o.LogGrace)
+		}
 	case <-ctx.Done():
 		stop = d.stopFailure(ctx, nil, "after the build ended, while its log was read")
 		d.logf("warning: %s; the log may be incomplete", stop.Message)
