@@ -69,18 +69,21 @@ type Follower struct {
 
 	pos   position
 	lines atomic.Int64 // printed lines; read by Lines from other goroutines
+	// notes are the untimestamped texts printed so far. Such texts are
+	// the server's own error messages, not build output (the kubelet
+	// stamps every line the build writes); each is printed once in a run,
+	// wherever and however often the server writes it again.
+	notes map[string]bool
 }
 
 // DefaultBackoff is used when Follower.Backoff is zero.
 var DefaultBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 1 << 30, Cap: 5 * time.Second}
 
 // position is where the printed log ends: the last printed timestamped line
-// (its timestamp and how many printed lines carry exactly that timestamp)
-// and the untimestamped texts printed after it.
+// (its timestamp and how many printed lines carry exactly that timestamp).
 type position struct {
 	at    time.Time
 	count int
-	notes map[string]int // untimestamped texts printed after that line, by occurrences
 }
 
 // Lines returns how many lines have been printed so far. It may be called
@@ -218,6 +221,10 @@ func (st *runState) incomplete(ctx context.Context) error {
 // are seen to be cut around (see proof).
 const weakProof = 8
 
+// strongerProof is how many agreeing reads prove the end when each of them
+// delivered more lines than any stream seen cut.
+const strongerProof = 4
+
 // proof collects the evidence that a finished log is complete: clean reads
 // that reached the position and added nothing, with the same unterminated
 // tail, and no read in between that delivered anything past the position.
@@ -231,8 +238,9 @@ const weakProof = 8
 // to the position, so such cuts are common. Two agreeing reads suffice when
 // no stream was seen cut in this run, or when each delivered more than twice
 // as many lines as any stream seen cut (the longest cut seen underestimates
-// how far cuts reach, hence the margin); otherwise weakProof reads are
-// needed, each of which a cut would have had to hit exactly.
+// how far cuts reach, hence the margin), strongerProof when each delivered
+// more than any cut stream; otherwise weakProof reads are needed, each of which a cut
+// would have had to hit exactly.
 type proof struct {
 	agreed   int
 	tail     string
@@ -266,7 +274,19 @@ func (p *proof) add(r readResult) bool {
 	if p.agreed < 2 {
 		return false
 	}
-	return !p.cutSeen || p.minLines > 2*p.maxCut+1 || p.agreed >= weakProof
+	switch {
+	case !p.cutSeen, p.minLines > 2*p.maxCut+1, p.agreed >= weakProof:
+		return true
+	}
+	// Reads that each delivered more lines than any stream seen cut are
+	// less likely cuts: four of them agree. (A log whose last second
+	// holds about as many lines as the cuts reach would otherwise need
+	// weakProof reads, each of which must also escape the cuts: more than
+	// the log grace allows at 90% cuts.) A false end needs every one of
+	// them cut exactly at the position: for cuts spread over the first 12
+	// lines, at most about 0.2%; far less the fewer lines the last second
+	// holds.
+	return p.agreed >= strongerProof && p.minLines > p.maxCut
 }
 
 // finish prints the log's unterminated last line, if any: it was held back
@@ -316,10 +336,12 @@ func (r readResult) pastPosition() bool {
 	return r.added > 0 || r.notes > 0 || r.partial
 }
 
-// failed reports whether the server failed or wrote its own error text,
-// without the read making progress: worth a backoff, not an instant retry.
+// failed reports whether the server failed, or answered with nothing but
+// its own error text, without the read making progress: worth a backoff,
+// not an instant retry. A stream that delivered log lines before its error
+// text is an early end like any other.
 func (r readResult) failed() bool {
-	return r.added == 0 && (r.err != nil || r.note != "")
+	return r.added == 0 && (r.err != nil || r.note != "" && !r.stamped)
 }
 
 // shortfall says why a read did not add to the log or prove it complete.
@@ -431,10 +453,9 @@ func parseLine(line string) logLine {
 
 // stream is where one response stands relative to the position.
 type stream struct {
-	stamped  bool           // a timestamped line was seen
-	cur      time.Time      // the timestamp of the last one
-	curN     int            // how many lines of the stream carried cur
-	notes    map[string]int // untimestamped texts since that line, by occurrences
+	stamped  bool      // a timestamped line was seen
+	cur      time.Time // the timestamp of the last one
+	curN     int       // how many lines of the stream carried cur
 	caughtUp bool
 }
 
@@ -451,12 +472,12 @@ func (s *stream) atPosition(p *position) bool {
 // isNew reports whether l, coming next in the stream, lies past the
 // position. Timestamps only grow along the log, so a line is new if its
 // timestamp is later, or equal with more lines of it than were printed. An
-// untimestamped text is new only at the position, and only if it occurs
-// there more often than it was printed.
+// untimestamped text is new only at the position, and only if it was never
+// printed (see Follower.notes).
 func (f *Follower) isNew(s *stream, l logLine) bool {
 	p := &f.pos
 	if !l.stamped {
-		return s.atPosition(p) && s.notes[l.text] >= p.notes[l.text]
+		return s.atPosition(p) && !f.notes[l.text]
 	}
 	n := 1
 	if s.stamped && l.ts.Equal(s.cur) {
@@ -468,10 +489,6 @@ func (f *Follower) isNew(s *stream, l logLine) bool {
 // advance moves the stream past l.
 func (s *stream) advance(l logLine) {
 	if !l.stamped {
-		if s.notes == nil {
-			s.notes = map[string]int{}
-		}
-		s.notes[l.text]++
 		return
 	}
 	if s.stamped && l.ts.Equal(s.cur) {
@@ -479,7 +496,7 @@ func (s *stream) advance(l logLine) {
 	} else {
 		s.cur, s.curN = l.ts, 1
 	}
-	s.stamped, s.notes = true, nil
+	s.stamped = true
 }
 
 // emit prints l if it is past the position, and moves the position.
@@ -499,10 +516,10 @@ func (f *Follower) emit(s *stream, l logLine, res *readResult) error {
 			f.pos = position{at: l.ts, count: s.curN}
 			res.added++
 		} else {
-			if f.pos.notes == nil {
-				f.pos.notes = map[string]int{}
+			if f.notes == nil {
+				f.notes = map[string]bool{}
 			}
-			f.pos.notes[l.text]++
+			f.notes[l.text] = true
 			res.notes++
 		}
 	}

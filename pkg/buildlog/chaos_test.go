@@ -201,8 +201,12 @@ func TestHarshChaosOneSecondLogEndsComplete(t *testing.T) {
 func TestRepeatedCutsAtThePositionAreNotTheEnd(t *testing.T) {
 	lines, want := oneSecondLog(20)
 	// Five lines printed; a cut before the position shows streams are
-	// cut; then four clean ends exactly at the position.
-	nl := &noteLog{lines: lines, at: -1, cuts: []int{5, 2, 5, 5, 5, 5}}
+	// cut; then strongerProof-1 clean ends exactly at the position.
+	cuts := []int{5, 2}
+	for range strongerProof - 1 {
+		cuts = append(cuts, 5)
+	}
+	nl := &noteLog{lines: lines, at: -1, cuts: cuts}
 	srv := httptest.NewServer(nl)
 	defer srv.Close()
 	f, out := follower(t, srv, buildv1.BuildPhaseComplete)

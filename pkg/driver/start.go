@@ -150,7 +150,9 @@ func (d *Driver) startLocked(ctx context.Context, o Options, bc *buildv1.BuildCo
 	return d.upload(ctx, o, d.uploadRequest(o), bc.Status.LastVersion)
 }
 
-func (d *Driver) startExisting(ctx context.Context, o Options) (*buildv1.Build, *failure.Error) {
+// getBuildConfig reads the BuildConfig to start; when says, for a stop,
+// where the run was.
+func (d *Driver) getBuildConfig(ctx context.Context, o Options, when string) (*buildv1.BuildConfig, *failure.Error) {
 	var bc *buildv1.BuildConfig
 	err := apiretry.OnError(apiRetry, cancellation.Retryable, func() error {
 		var err error
@@ -159,9 +161,17 @@ func (d *Driver) startExisting(ctx context.Context, o Options) (*buildv1.Build, 
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, d.stopFailure(ctx, nil, "before any build was started")
+			return nil, d.stopFailure(ctx, nil, when)
 		}
 		return nil, d.apiFailure(err, permissions.GetBuildConfig, o)
+	}
+	return bc, nil
+}
+
+func (d *Driver) startExisting(ctx context.Context, o Options) (*buildv1.Build, *failure.Error) {
+	bc, f := d.getBuildConfig(ctx, o, "before any build was started")
+	if f != nil {
+		return nil, f
 	}
 	if f := CheckOverrides(bc, o); f != nil {
 		return nil, f
@@ -198,16 +208,9 @@ func (d *Driver) uploadExisting(ctx context.Context, o Options, bc *buildv1.Buil
 		case <-ctx.Done():
 			return b, d.stopFailure(ctx, nil, "before the build was started again")
 		}
-		err := apiretry.OnError(apiRetry, cancellation.Retryable, func() error {
-			var err error
-			bc, err = d.Clients.Builds.BuildConfigs(o.Namespace).Get(ctx, o.BuildConfig, metav1.GetOptions{})
-			return err
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return b, d.stopFailure(ctx, nil, "before the build was started again")
-			}
-			return b, d.apiFailure(err, permissions.GetBuildConfig, o)
+		var gf *failure.Error
+		if bc, gf = d.getBuildConfig(ctx, o, "before the build was started again"); gf != nil {
+			return b, gf
 		}
 	}
 }

@@ -6,8 +6,10 @@
 // memory stays bounded whatever the tree's size. The server reads the body
 // only once the build is Running and answers only after it has consumed it
 // all, so the request may sit idle for minutes; a progress line is printed at
-// a fixed interval either way. If the request fails before the body is
-// delivered, the server cancels the build it created.
+// a fixed interval either way. The server does not notice a client that
+// gives up (its wait and its attach stream ignore the request's context):
+// the build it created runs on with whatever part of the body arrived, so
+// the caller (pkg/driver) must find and cancel it.
 package upload
 
 import (

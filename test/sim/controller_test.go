@@ -331,9 +331,17 @@ func (h *ctrlHarness) get(name string) *buildv1.Build {
 // waitFor polls until cond holds for the build.
 func (h *ctrlHarness) waitFor(name string, what string, cond func(*buildv1.Build) bool) *buildv1.Build {
 	h.t.Helper()
+	return pollBuild(h.t, h.ctx, h.builds, name, what, 30*time.Second, cond, h.log)
+}
+
+// pollBuild polls until cond holds for build name in namespace "ns",
+// failing the test with the build's last status and log otherwise.
+func pollBuild(t *testing.T, ctx context.Context, builds *buildfake.Clientset, name, what string, d time.Duration,
+	cond func(*buildv1.Build) bool, log func(string) string) *buildv1.Build {
+	t.Helper()
 	var last *buildv1.Build
-	err := wait.PollUntilContextTimeout(h.ctx, 10*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		b, err := h.builds.BuildV1().Builds("ns").Get(ctx, name, metav1.GetOptions{})
+	err := wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
+		b, err := builds.BuildV1().Builds("ns").Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}
@@ -348,7 +356,7 @@ func (h *ctrlHarness) waitFor(name string, what string, cond func(*buildv1.Build
 		if last != nil {
 			st = last.Status
 		}
-		h.t.Fatalf("build %s never %s (last status %+v)\nlog:\n%s", name, what, st, h.log(name))
+		t.Fatalf("build %s never %s (last status %+v)\nlog:\n%s", name, what, st, log(name))
 	}
 	return last
 }

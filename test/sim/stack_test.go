@@ -26,10 +26,8 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -162,26 +160,7 @@ func (h *stackHarness) log(name string) string {
 // waitFor polls until cond holds for the build.
 func (h *stackHarness) waitFor(name, what string, d time.Duration, cond func(*buildv1.Build) bool) *buildv1.Build {
 	h.t.Helper()
-	var last *buildv1.Build
-	err := wait.PollUntilContextTimeout(h.ctx, 10*time.Millisecond, d, true, func(ctx context.Context) (bool, error) {
-		b, err := h.builds.BuildV1().Builds("ns").Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		last = b
-		return cond(b), nil
-	})
-	if err != nil {
-		var st any
-		if last != nil {
-			st = last.Status
-		}
-		h.t.Fatalf("build %s never %s (last status %+v)\nlog:\n%s", name, what, st, h.log(name))
-	}
-	return last
+	return pollBuild(h.t, h.ctx, h.builds, name, what, d, cond, h.log)
 }
 
 func (h *stackHarness) waitEnd(name string) *buildv1.Build {

@@ -132,6 +132,7 @@ func TestCancelStorm(t *testing.T) {
 			wg.Wait()
 
 			var latencies []time.Duration
+			phases := map[string]int{}
 			panics, orphans, notCancelled := 0, 0, 0
 			for i, r := range results {
 				p := plans[i]
@@ -145,6 +146,7 @@ func TestCancelStorm(t *testing.T) {
 					t.Errorf("BuildRun %s (cancel at %s): %s/%s: %s, want False/%s", r.br.Name, p.cancelAt, status, reason, msg, buildv1beta1.BuildRunStateCancel)
 				}
 				log, exit := stormStep(ns, r.br)
+				phases[stormPhase(log)]++
 				if strings.Contains(log, "panic:") || strings.Contains(log, "goroutine ") || exit == "exit status 2" {
 					panics++
 					t.Errorf("step of BuildRun %s panicked (exit %q):\n%s", r.br.Name, exit, log)
@@ -173,10 +175,23 @@ func TestCancelStorm(t *testing.T) {
 				}
 			}
 			slices.Sort(latencies)
-			t.Logf("%d BuildRuns: %d panics, %d orphaned builds, %d not BuildRunCanceled; TaskRun cancel -> build Cancelled over %d builds: p50 %s, p95 %s",
-				stormRuns, panics, orphans, notCancelled, len(latencies), percentile(latencies, 50), percentile(latencies, 95))
+			t.Logf("%d BuildRuns: %d panics, %d orphaned builds, %d not BuildRunCanceled; cancels landed %v; TaskRun cancel -> build Cancelled over %d builds: p50 %s, p95 %s",
+				stormRuns, panics, orphans, notCancelled, phases, len(latencies), percentile(latencies, 50), percentile(latencies, 95))
 		})
 	}
+}
+
+// stormPhase names the phase a cancel reached the step in, from its log.
+func stormPhase(log string) string {
+	switch {
+	case log == "":
+		return "before-step"
+	case strings.Contains(log, "ocbuild: uploading ") && !strings.Contains(log, "ocbuild: uploaded "):
+		return "in-upload"
+	case strings.Contains(log, " started from BuildConfig "):
+		return "building"
+	}
+	return "before-upload"
 }
 
 // stormStep is the ocbuild step's log and exit ("" if it never ran).
