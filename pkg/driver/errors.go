@@ -58,16 +58,28 @@ func (d *Driver) claim(ctx context.Context, o Options, b *buildv1.Build) {
 			APIVersion: "tekton.dev/v1", Kind: "TaskRun", Name: o.Owner.TaskRun, UID: types.UID(o.Owner.TaskRunUID),
 		}}
 	}
+	err := d.patchMeta(ctx, o, b.Name, meta)
+	if err == nil || ctx.Err() != nil {
+		return
+	}
+	hint := ""
+	if _, owned := meta["ownerReferences"]; owned && apierrors.IsForbidden(err) {
+		// OwnerReferencesPermissionEnforcement refuses the whole patch:
+		// keep at least the labels and annotation people select by.
+		hint = fmt.Sprintf("; setting ownerReferences needs %s: apply strategies/rbac", permissions.DeleteBuild)
+		delete(meta, "ownerReferences")
+		if lerr := d.patchMeta(ctx, o, b.Name, meta); lerr != nil && ctx.Err() == nil {
+			d.logf("warning: cannot label build %s either (%v)", b.Name, lerr)
+		}
+	}
+	d.logf("warning: cannot link build %s to TaskRun %s (%v)%s; deleting the BuildRun will not delete it", b.Name, o.Owner.TaskRun, err, hint)
+}
+
+// patchMeta merge-patches the build's metadata, retrying transient errors.
+func (d *Driver) patchMeta(ctx context.Context, o Options, name string, meta map[string]any) error {
 	patch, _ := json.Marshal(map[string]any{"metadata": meta})
-	err := apiretry.OnError(apiRetry, cancellation.Retryable, func() error {
-		_, err := d.Clients.Builds.Builds(o.Namespace).Patch(ctx, b.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	return apiretry.OnError(apiRetry, cancellation.Retryable, func() error {
+		_, err := d.Clients.Builds.Builds(o.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 		return err
 	})
-	if err != nil && ctx.Err() == nil {
-		hint := ""
-		if apierrors.IsForbidden(err) {
-			hint = fmt.Sprintf("; setting ownerReferences needs %s: apply strategies/rbac", permissions.DeleteBuild)
-		}
-		d.logf("warning: cannot link build %s to TaskRun %s (%v)%s; deleting the BuildRun will not delete it", b.Name, o.Owner.TaskRun, err, hint)
-	}
 }

@@ -2,6 +2,7 @@ package driver
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -128,5 +129,33 @@ func TestLostInstantiateAnswerAdoptsTheBuild(t *testing.T) {
 	list, _ := c.client.BuildV1().Builds(ns).List(context.Background(), metav1.ListOptions{})
 	if len(list.Items) != 1 || out.Build.Name != "app-1" {
 		t.Errorf("%d builds exist, run finished %s; want exactly app-1", len(list.Items), out.Build.Name)
+	}
+}
+
+// OpenShift's OwnerReferencesPermissionEnforcement refuses a patch that sets
+// ownerReferences when the caller may not delete builds: the build still
+// gets its labels, and the warning names the missing permission.
+func TestClaimWithoutDeleteKeepsTheLabels(t *testing.T) {
+	c := newCluster(t)
+	c.client.PrependReactor("patch", "builds", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		if strings.Contains(string(a.(clienttesting.PatchAction).GetPatch()), "ownerReferences") {
+			return true, nil, apierrors.NewForbidden(buildsGVR.GroupResource(), a.(clienttesting.PatchAction).GetName(),
+				errors.New("cannot set an ownerRef on a resource you can't delete"))
+		}
+		return false, nil, nil
+	})
+	c.outcome = complete("sha256:" + strings.Repeat("e", 64))
+	r := newRun(t, c)
+	o := Options{Mode: ModeBuild, Namespace: ns, BuildConfig: "app", Results: r.files(),
+		Owner: buildconfig.Owner{Build: "app", BuildRun: "app-run", TaskRun: "tr-1", TaskRunUID: "uid-1"},
+		Spec:  buildconfig.Spec{Strategy: buildconfig.Docker, GitURL: "https://git.example.com/a.git", Output: "quay.io/t/a:1"}}
+	if _, err := r.d.Run(context.Background(), o); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := c.get("app-1").Labels[buildconfig.LabelBuildRun]; got != "app-run" {
+		t.Errorf("build label %s = %q, want app-run", buildconfig.LabelBuildRun, got)
+	}
+	if !strings.Contains(r.log.String(), "delete builds") {
+		t.Errorf("the warning does not name the missing permission:\n%s", r.log)
 	}
 }

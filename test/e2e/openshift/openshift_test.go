@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -302,6 +303,43 @@ func TestRBAC(t *testing.T) {
 		br := waitBuildRunDone(ctx, t, ns, createBuildRun(t, ns, b.Name).Name)
 		requireSucceeded(t, br)
 		checkOutput(ctx, t, br, b.Spec.Output.Image)
+	})
+	// OwnerReferencesPermissionEnforcement, as on OpenShift: without delete
+	// on builds the step cannot hand its build to the TaskRun. The build
+	// still succeeds (a warning names the permission), but deleting the
+	// BuildRun would leave it behind: why the Role carries delete.
+	t.Run("role-without-delete", func(t *testing.T) {
+		ctx := testContext(t, 6*time.Minute)
+		ns := newNamespace(t, true)
+		role, err := sb.Kube.RbacV1().Roles(ns).Get(ctx, "ocbuild-step", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		removed := false
+		for i, r := range role.Rules {
+			if slices.Contains(r.Resources, "builds") {
+				role.Rules[i].Verbs = slices.DeleteFunc(slices.Clone(r.Verbs), func(v string) bool { return v == "delete" })
+				removed = len(role.Rules[i].Verbs) < len(r.Verbs)
+			}
+		}
+		if !removed {
+			t.Fatal("the shipped Role grants no delete on builds")
+		}
+		if _, err := sb.Kube.RbacV1().Roles(ns).Update(ctx, role, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		b := createBuild(t, gitBuild(ns, "hello", "hello", dockerStrategy))
+		br := waitBuildRunDone(ctx, t, ns, createBuildRun(t, ns, b.Name).Name)
+		requireSucceeded(t, br)
+		ob := theOpenShiftBuild(ctx, t, ns, br.Name)
+		for _, o := range ob.OwnerReferences {
+			if o.Kind == "TaskRun" {
+				t.Errorf("build %s is owned by TaskRun %s although the step may not delete builds: the admission rule is not enforced", ob.Name, o.Name)
+			}
+		}
+		if log := stepLog(t, br); !strings.Contains(log, "cannot set an ownerRef on a resource you can't delete") || !strings.Contains(log, "delete builds") {
+			t.Errorf("the step log does not explain the refused ownerReference:\n%s", log)
+		}
 	})
 	t.Run("nothing-bound", func(t *testing.T) {
 		ctx := testContext(t, 6*time.Minute)
