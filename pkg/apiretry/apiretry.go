@@ -13,6 +13,7 @@ package apiretry
 import (
 	"errors"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 )
@@ -35,5 +36,5 @@ func OnError(backoff wait.Backoff, retriable func(error) bool, fn func() error) 
 
 // OnConflict is OnError for update conflicts with client-go's DefaultRetry.
 func OnConflict(fn func() error) error {
-	return OnError(retry.DefaultRetry, isConflict, fn)
+	return OnError(retry.DefaultRetry, apierrors.IsConflict, fn)
 }

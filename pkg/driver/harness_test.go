@@ -111,7 +111,7 @@ func newCluster(t *testing.T, objects ...runtime.Object) *cluster {
 		default:
 			close(ch)
 		}
-		return true, w, nil
+		return true, c.replaying(w, name), nil
 	})
 	c.client.PrependReactor("create", "buildconfigs", func(a clienttesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "instantiate" {
@@ -169,6 +169,38 @@ func newCluster(t *testing.T, objects ...runtime.Object) *cluster {
 	c.ctx = ctx
 	go c.controller(ctx)
 	return c
+}
+
+// replaying starts a watch with the build's current state: the fake
+// tracker's watch has no resourceVersion, so a change between the
+// watcher's list and its watch would otherwise be lost (a real server
+// replays from the list's resourceVersion).
+func (c *cluster) replaying(w watch.Interface, name string) watch.Interface {
+	events := make(chan watch.Event, 16)
+	proxy := watch.NewProxyWatcher(events)
+	if b := c.get(name); b != nil {
+		events <- watch.Event{Type: watch.Modified, Object: b}
+	}
+	go func() {
+		defer close(events)
+		defer w.Stop()
+		for {
+			select {
+			case e, ok := <-w.ResultChan():
+				if !ok {
+					return
+				}
+				select {
+				case events <- e:
+				case <-proxy.StopChan():
+					return
+				}
+			case <-proxy.StopChan():
+				return
+			}
+		}
+	}()
+	return proxy
 }
 
 func (c *cluster) clients() Clients {
@@ -273,6 +305,10 @@ func (c *cluster) run(name string) {
 	select {
 	case <-c.watchedChan(name):
 	case <-c.ctx.Done():
+		return
+	}
+	// OpenShift's controller cancels a flagged build before it runs it.
+	if b := c.get(name); b == nil || b.Status.Cancelled {
 		return
 	}
 	c.update(name, func(b *buildv1.Build) { b.Status.Phase = buildv1.BuildPhaseRunning })

@@ -27,7 +27,6 @@ import (
 
 	"github.com/ocbuild/ocbuild/pkg/buildconfig"
 	"github.com/ocbuild/ocbuild/pkg/buildwatch"
-	"github.com/ocbuild/ocbuild/pkg/cancellation"
 	"github.com/ocbuild/ocbuild/pkg/failure"
 )
 
@@ -135,15 +134,15 @@ func (d *Driver) abandon(ctx context.Context, o Options, b *buildv1.Build, f *fa
 // CancelGrace) for a terminal phase, on a fresh context: the run's own is
 // usually why we cancel. It returns the build as last seen (nil if unknown).
 func (d *Driver) cancelAndWait(o Options, name string) *buildv1.Build {
-	ctx, cancel := context.WithTimeout(context.Background(), o.CancelGrace)
-	defer cancel()
-	builds := d.Clients.Builds.Builds(o.Namespace)
-	if err := cancellation.Build(ctx, builds, name); err != nil {
+	if err := d.cancel(o, name); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
 		d.logf("warning: cancelling build %s failed: %v", name, err)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), o.CancelGrace)
+	defer cancel()
+	builds := d.Clients.Builds.Builds(o.Namespace)
 	tracker := buildwatch.NewTracker(&buildv1.Build{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace}})
 	b, err := buildwatch.Watch(ctx, builds, name, tracker)
 	if err != nil {

@@ -60,7 +60,7 @@ func (d *Driver) uploadRequest(o Options) upload.Request {
 func (d *Driver) upload(ctx context.Context, o Options, req upload.Request, lastVersion int64) (b *buildv1.Build, f *failure.Error, again bool) {
 	p := pending{buildConfig: o.BuildConfig, lastVersion: lastVersion}
 	d.logf("uploading %s to BuildConfig %s/%s", o.SourceDir, o.Namespace, o.BuildConfig)
-	res, err, timedOut := d.uploadOnce(ctx, o, req, p)
+	res, timedOut, err := d.uploadOnce(ctx, o, req, p)
 	if err == nil {
 		d.logf("uploaded %d files, %s (%s compressed) in %s", res.Stats.Files, upload.Bytes(res.Stats.Bytes), upload.Bytes(res.Sent), res.Duration.Round(time.Millisecond))
 		return res.Build, nil, false
@@ -88,7 +88,7 @@ func (d *Driver) upload(ctx context.Context, o Options, req upload.Request, last
 
 // uploadOnce makes one instantiatebinary request; timedOut says it was
 // given up because the build stayed New/Pending past --start-timeout.
-func (d *Driver) uploadOnce(ctx context.Context, o Options, req upload.Request, p pending) (*upload.Result, error, bool) {
+func (d *Driver) uploadOnce(ctx context.Context, o Options, req upload.Request, p pending) (*upload.Result, bool, error) {
 	uctx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
 	if o.StartTimeout > 0 {
@@ -99,7 +99,7 @@ func (d *Driver) uploadOnce(ctx context.Context, o Options, req upload.Request, 
 	if err == nil && res == nil {
 		err = errors.New("instantiatebinary returned no build")
 	}
-	return res, err, timedOut
+	return res, timedOut, err
 }
 
 // guardStart aborts the upload when the build p creates is still New or

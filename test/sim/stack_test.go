@@ -157,6 +157,21 @@ func (h *stackHarness) log(name string) string {
 	return strings.Join(out, "\n")
 }
 
+// postUpload sends an instantiatebinary request in the background; the
+// channel gets its error, or "answered <code>" if the server answered.
+func (h *stackHarness) postUpload(ctx context.Context, body io.Reader) <-chan error {
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := h.request(ctx, "POST", binaryPath, body)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("answered %d", resp.StatusCode)
+		}
+		errc <- err
+	}()
+	return errc
+}
+
 // waitFor polls until cond holds for the build.
 func (h *stackHarness) waitFor(name, what string, d time.Duration, cond func(*buildv1.Build) bool) *buildv1.Build {
 	h.t.Helper()
@@ -216,15 +231,7 @@ func TestInstantiateBinaryClientGoneWhileNew(t *testing.T) {
 	body := newWatchedBody(tarGz(t, map[string]string{"Dockerfile": simpleDockerfile, "hello.txt": "hi"}))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errc := make(chan error, 1)
-	go func() {
-		resp, err := h.request(ctx, "POST", binaryPath, body)
-		if err == nil {
-			resp.Body.Close()
-			err = fmt.Errorf("answered %d", resp.StatusCode)
-		}
-		errc <- err
-	}()
+	errc := h.postUpload(ctx, body)
 	b := h.waitFor("app-1", "created", 10*time.Second, func(*buildv1.Build) bool { return true })
 	select {
 	case <-body.done:
@@ -266,15 +273,7 @@ func TestInstantiateBinaryClientGoneMidBody(t *testing.T) {
 	body := newWatchedBody(tarGz(t, map[string]string{"Dockerfile": simpleDockerfile, "hello.txt": "hi", "big.bin": string(big)}))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errc := make(chan error, 1)
-	go func() {
-		resp, err := h.request(ctx, "POST", binaryPath, body)
-		if err == nil {
-			resp.Body.Close()
-			err = fmt.Errorf("answered %d", resp.StatusCode)
-		}
-		errc <- err
-	}()
+	errc := h.postUpload(ctx, body)
 	h.waitFor("app-1", "created", 10*time.Second, func(*buildv1.Build) bool { return true })
 	// Wait until the upload stalls (flow control: nothing is read yet).
 	var last int64 = -1

@@ -44,6 +44,27 @@ const (
 	runTimeout = 4 * time.Minute
 )
 
+// cancelModes are Tekton's two ways of stopping a cancelled TaskRun: the
+// pod deleted (the step gets SIGTERM), or keep-pod-on-cancel (SIGKILL; the
+// step relies on watching its TaskRun).
+var cancelModes = []struct {
+	name    string
+	keepPod bool
+}{
+	{"default", false},
+	{"keep-pod-on-cancel", true},
+}
+
+// useCancelMode switches the sandbox's Tekton feature flag for the test and
+// back to the default at its end.
+func useCancelMode(ctx context.Context, t *testing.T, keepPod bool) {
+	t.Helper()
+	if err := sb.SetKeepPodOnCancel(ctx, keepPod); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sb.SetKeepPodOnCancel(context.Background(), false) })
+}
+
 // testContext is a context for one test, cancelled at its end.
 func testContext(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)

@@ -177,19 +177,10 @@ func TestFailingBuild(t *testing.T) {
 // whether the step gets SIGTERM (pod deleted) or SIGKILL
 // (keep-pod-on-cancel; the step then relies on watching its TaskRun).
 func TestCancel(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		keepPod bool
-	}{
-		{"default", false},
-		{"keep-pod-on-cancel", true},
-	} {
+	for _, tc := range cancelModes {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testContext(t, 6*time.Minute)
-			if err := sb.SetKeepPodOnCancel(ctx, tc.keepPod); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = sb.SetKeepPodOnCancel(context.Background(), false) })
+			useCancelMode(ctx, t, tc.keepPod)
 			ns := newNamespace(t, true)
 			b := createBuild(t, gitBuild(ns, "slow", "hello", dockerStrategy, arrayParam("build-env", sim.KnobDuration+"=5m")))
 			br := createBuildRun(t, ns, b.Name)

@@ -43,19 +43,10 @@ const (
 )
 
 func TestCancelStorm(t *testing.T) {
-	for _, mode := range []struct {
-		name    string
-		keepPod bool
-	}{
-		{"sigterm", false},
-		{"keep-pod-on-cancel", true},
-	} {
+	for _, mode := range cancelModes {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := testContext(t, 20*time.Minute)
-			if err := sb.SetKeepPodOnCancel(ctx, mode.keepPod); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = sb.SetKeepPodOnCancel(context.Background(), false) })
+			useCancelMode(ctx, t, mode.keepPod)
 			ns := newNamespace(t, true)
 			seen := watchCancels(ctx, t, ns)
 
