@@ -441,6 +441,13 @@ func (r *run) execute(ctx context.Context) {
 	if r.done {
 		return
 	}
+	// Tekton's reconciler looks at spec.status before the pod: a TaskRun
+	// cancelled while its step was exiting (a step that watches its own
+	// TaskRun may end first) fails as cancelled, not with the step's exit.
+	if cur, err := r.e.tekton.TektonV1().TaskRuns(r.tr.Namespace).Get(ctx, r.tr.Name, metav1.GetOptions{}); err == nil && cur.IsCancelled() {
+		r.fail(ctx, v1.TaskRunReasonCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", cur.Name, cur.Spec.StatusMessage))
+		return
+	}
 	if failed {
 		r.pod.Status.Phase = corev1.PodFailed
 	} else {
