@@ -36,11 +36,11 @@ import (
 )
 
 func (sb *Sandbox) startEtcd(ctx context.Context) error {
-	clientPort, err := freePort()
+	clientPort, err := sb.port()
 	if err != nil {
 		return err
 	}
-	peerPort, err := freePort()
+	peerPort, err := sb.port()
 	if err != nil {
 		return err
 	}
@@ -96,7 +96,7 @@ func (sb *Sandbox) startAPIServer(ctx context.Context) error {
 	if err := os.WriteFile(tokenFile, []byte(adminToken+`,admin,admin,"system:masters"`+"\n"), 0o600); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := sb.port()
 	if err != nil {
 		return err
 	}
@@ -398,7 +398,7 @@ func (sb *Sandbox) CreateNamespace(ctx context.Context, name string) error {
 }
 
 func (sb *Sandbox) startShipwright(ctx context.Context) error {
-	port, err := freePort()
+	port, err := sb.port()
 	if err != nil {
 		return err
 	}

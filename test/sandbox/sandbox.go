@@ -143,6 +143,7 @@ type Sandbox struct {
 	etcd     *embed.Etcd
 	children []*child
 	servers  []*http.Server
+	ports    []*portLease
 	cancel   context.CancelFunc
 
 	mu       sync.Mutex
@@ -308,6 +309,11 @@ func (sb *Sandbox) Stop() {
 		if sb.etcd != nil {
 			sb.etcd.Close()
 		}
+		sb.mu.Lock()
+		for _, l := range sb.ports {
+			l.release()
+		}
+		sb.mu.Unlock()
 	})
 }
 
@@ -336,16 +342,6 @@ func (sb *Sandbox) Summary() string {
 		s += fmt.Sprintf("  front door (steps)         %s\n", sb.FrontDoor.URL)
 	}
 	return s
-}
-
-// freePort returns a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
