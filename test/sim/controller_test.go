@@ -390,10 +390,19 @@ func (h *ctrlHarness) waitLogClosed(name string) {
 	}
 }
 
+// phases is the sequence of phases the watch saw, once it has seen the
+// build's current phase (the watch may trail a Get).
 func (h *ctrlHarness) phases(name string) []buildv1.BuildPhase {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return append([]buildv1.BuildPhase(nil), h.sequence[name]...)
+	h.t.Helper()
+	b := h.get(name)
+	var seq []buildv1.BuildPhase
+	_ = wait.PollUntilContextTimeout(h.ctx, 10*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		seq = append([]buildv1.BuildPhase(nil), h.sequence[name]...)
+		return len(seq) > 0 && seq[len(seq)-1] == b.Status.Phase, nil
+	})
+	return seq
 }
 
 func (h *ctrlHarness) cancel(name string) {
