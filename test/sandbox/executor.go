@@ -607,6 +607,9 @@ func (r *run) prepare(ctx context.Context) error {
 		}
 		r.vols[v.Name] = dir
 	}
+	if err := r.credsInit(ctx); err != nil {
+		return err
+	}
 
 	// A token of the TaskRun's service account, bound to the pod, as the
 	// kubelet projects it.

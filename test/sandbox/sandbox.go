@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"net"
 	"net/http"
 	"os"
@@ -21,7 +20,10 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"k8s.io/client-go/kubernetes"
@@ -131,6 +133,12 @@ type Sandbox struct {
 	EtcdURL string
 	// Registry is the host:port of the OCI registry (plain http).
 	Registry string
+	// AuthRegistry is the host:port of a second registry (plain http) that
+	// requires AuthRegistryUser and AuthRegistryPassword.
+	AuthRegistry string
+	// PackageIndexURL is a private Python package index (PEP 503 "simple",
+	// plain http), e.g. http://127.0.0.1:port/simple/, for PIP_INDEX_URL.
+	PackageIndexURL string
 	// GitURL is the base URL of the git server: <GitURL>/<repo>.git.
 	GitURL string
 	// RepoHeads maps each sample repository name to its HEAD commit.
@@ -144,7 +152,9 @@ type Sandbox struct {
 	children []*child
 	servers  []*http.Server
 	ports    []*portLease
-	cancel   context.CancelFunc
+	// indexDownloads counts the package index's file downloads.
+	indexDownloads atomic.Int64
+	cancel         context.CancelFunc
 
 	mu       sync.Mutex
 	failed   error
@@ -214,7 +224,9 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		{"kube-controller-manager", sb.startControllerManager},
 		{"cluster setup", func(ctx context.Context) error { return sb.setupCluster(ctx, runCtx) }},
 		{"OCI registry", sb.startRegistry},
+		{"registry with credentials", sb.startAuthRegistry},
 		{"git server", sb.startGitServer},
+		{"Python package index", sb.startPackageIndex},
 		{"front door", sb.startFrontDoor},
 		{"Shipwright controller", sb.startShipwright},
 		{"TaskRun executor", func(ctx context.Context) error { return sb.startExecutor(ctx, runCtx) }},
@@ -287,6 +299,13 @@ func (sb *Sandbox) startChild(name, bin string, args, env []string) (*child, err
 	return c, nil
 }
 
+// Say prints a line of progress where the sandbox prints its own.
+func (sb *Sandbox) Say(line string) { sb.opts.printf("  %s\n", line) }
+
+// CacheDir is where the sandbox keeps what it builds once (binaries, images):
+// <test module>/.cache.
+func (sb *Sandbox) CacheDir() string { return filepath.Join(sb.modDir, ".cache") }
+
 // Stop stops every component in reverse order and kills every process the
 // sandbox started (including running steps). It is safe to call twice.
 func (sb *Sandbox) Stop() {
@@ -325,11 +344,13 @@ func (sb *Sandbox) Summary() string {
   kube-controller-manager    garbagecollector, serviceaccount, namespace (log: kube-controller-manager.log)
   Shipwright controller      v0.20.13 (log: shipwright.log)
   OCI registry               http://%s
+  registry with credentials  http://%s (user %s; password: sandbox.AuthRegistryPassword)
   git server                 %s/<repo>.git
+  Python package index       %s (PIP_INDEX_URL)
   TaskRun executor           steps run in %s
   admin kubeconfig           %s
-`, sb.Dir, filepath.Join(sb.Dir, "logs"), KubernetesVersion, sb.APIServerURL, sb.EtcdURL, sb.Registry,
-		sb.GitURL, filepath.Join(sb.Dir, "taskruns"), sb.KubeconfigPath)
+`, sb.Dir, filepath.Join(sb.Dir, "logs"), KubernetesVersion, sb.APIServerURL, sb.EtcdURL, sb.Registry, sb.AuthRegistry, AuthRegistryUser,
+		sb.GitURL, sb.PackageIndexURL, filepath.Join(sb.Dir, "taskruns"), sb.KubeconfigPath)
 	names := make([]string, 0, len(sb.RepoHeads))
 	for name := range sb.RepoHeads {
 		names = append(names, name)

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"io/fs"
@@ -42,6 +44,52 @@ func (sb *Sandbox) startRegistry(context.Context) error {
 	}
 	sb.Registry = addr
 	return nil
+}
+
+// Credentials of the registry that requires them (AuthRegistry).
+const (
+	AuthRegistryUser     = "ocbuild"
+	AuthRegistryPassword = "sandbox-registry-secret"
+)
+
+// startAuthRegistry serves a second in-memory registry that, like Harbor or
+// Quay, answers 401 with a Basic challenge to any request without its
+// credentials.
+func (sb *Sandbox) startAuthRegistry(context.Context) error {
+	logFile, err := os.Create(filepath.Join(sb.Dir, "logs", "auth-registry.log"))
+	if err != nil {
+		return err
+	}
+	reg := registry.New(registry.Logger(log.New(logFile, "", log.LstdFlags)))
+	addr, err := sb.serve(requireBasicAuth(reg, AuthRegistryUser, AuthRegistryPassword))
+	if err != nil {
+		return err
+	}
+	sb.AuthRegistry = addr
+	return nil
+}
+
+// requireBasicAuth answers 401 UNAUTHORIZED (the registry API's error body)
+// unless the request carries user:password.
+func requireBasicAuth(next http.Handler, user, password string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		if ok && subtle.ConstantTimeCompare([]byte(u), []byte(user)) == 1 && subtle.ConstantTimeCompare([]byte(p), []byte(password)) == 1 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Basic realm="ocbuild sandbox registry"`)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = io.WriteString(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}`+"\n")
+	})
+}
+
+// AuthRegistryDockerConfig is a .dockerconfigjson with AuthRegistry's
+// credentials, for a kubernetes.io/dockerconfigjson Secret.
+func (sb *Sandbox) AuthRegistryDockerConfig() []byte {
+	auth := base64.StdEncoding.EncodeToString([]byte(AuthRegistryUser + ":" + AuthRegistryPassword))
+	return []byte(fmt.Sprintf(`{"auths":{%q:{"username":%q,"password":%q,"auth":%q}}}`, sb.AuthRegistry, AuthRegistryUser, AuthRegistryPassword, auth))
 }
 
 // gitEnv isolates git from the user's configuration and makes commits

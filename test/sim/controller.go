@@ -41,6 +41,10 @@ type ControllerOptions struct {
 	Sources Sources
 	// Registry is the sandbox registry's host:port (plain http).
 	Registry string
+	// InsecureRegistries are further plain-http registries (host:port) the
+	// builds may push to and pull from, e.g. the sandbox's registry that
+	// requires credentials.
+	InsecureRegistries []string
 	// GitURL is the sandbox git server (<GitURL>/<repo>.git).
 	GitURL string
 	// WorkDir holds the builds' working directories.

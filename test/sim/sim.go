@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ocbuild/ocbuild/test/sandbox"
+	"github.com/ocbuild/ocbuild/test/sim/baseimage"
 )
 
 // Options configure the simulator.
@@ -178,20 +179,35 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 	if err := sandbox.EnsureServiceAccounts(ctx, runCtx, kube, defaultServiceAccount, s.logf); err != nil {
 		return nil, err
 	}
-	if err := SeedImages(ctx, sb.Registry); err != nil {
+	say := func(l string) { s.logf("%s", l); sb.Say(l) }
+	if err := sandbox.EnsurePackages(ctx, say, map[string]string{"buildah": "buildah"}); err != nil {
+		return nil, err
+	}
+	if err := baseimage.EnsurePrerequisites(ctx, say); err != nil {
+		return nil, err
+	}
+	images, err := baseimage.Build(ctx, baseimage.Options{
+		CacheDir: filepath.Join(sb.CacheDir(), "images"),
+		Log:      say,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("building the base images: %w", err)
+	}
+	if err := SeedImages(ctx, sb.Registry, images); err != nil {
 		return nil, fmt.Errorf("seeding the registry: %w", err)
 	}
 
 	workDir := filepath.Join(sb.Dir, "sim")
 	sources := NewSources(filepath.Join(workDir, "sources"))
 	ctrl := NewController(ControllerOptions{
-		Config:   cfg,
-		Logs:     s.logs,
-		Sources:  sources,
-		Registry: sb.Registry,
-		GitURL:   sb.GitURL,
-		WorkDir:  workDir,
-		Out:      sharedOut,
+		Config:             cfg,
+		Logs:               s.logs,
+		Sources:            sources,
+		Registry:           sb.Registry,
+		InsecureRegistries: []string{sb.AuthRegistry},
+		GitURL:             sb.GitURL,
+		WorkDir:            workDir,
+		Out:                sharedOut,
 	})
 	end := make(chan struct{})
 	s.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -300,6 +301,19 @@ func (d *demo) report(ctx context.Context, br *buildv1beta1.BuildRun) int {
 	}
 	fmt.Printf("verified: registry has %s@%s (%d bytes: config + %s); commit %s is %s.git's HEAD\n",
 		ref, img.Digest, img.Size, layers, commit, sampleApp)
+
+	// The image is what buildah built: run it. The sandbox has no container
+	// runtime; the entrypoint is a static binary, run chrooted into the
+	// image's unpacked root filesystem as the image's user.
+	say("running the built image: %q as user %s, chrooted into its unpacked root filesystem, then GET /", img.Config.Config.Entrypoint, img.Config.Config.User)
+	body, printed, err := kit.Serve(ctx, kit.ByDigest(ref, img.Digest), "/")
+	if err != nil {
+		return fail("running %s: %v", ref, err)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(printed), "\n") {
+		fmt.Printf("  %s| %s\n", sampleApp, l)
+	}
+	fmt.Printf("  GET / -> %s\n", strings.TrimSpace(body))
 	return 0
 }
 

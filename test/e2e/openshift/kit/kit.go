@@ -147,13 +147,13 @@ type Image struct {
 }
 
 // Inspect reads ref (a tag or digest reference on a plain-http registry)
-// from the registry.
-func Inspect(ctx context.Context, ref string) (*Image, error) {
+// from the registry; opts may add credentials (remote.WithAuth).
+func Inspect(ctx context.Context, ref string, opts ...remote.Option) (*Image, error) {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
 		return nil, err
 	}
-	desc, err := remote.Get(r, remote.WithContext(ctx))
+	desc, err := remote.Get(r, append([]remote.Option{remote.WithContext(ctx)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

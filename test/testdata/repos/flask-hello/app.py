@@ -1,9 +1,10 @@
 """A minimal Flask application built with the openshift-s2i strategy."""
 from flask import Flask
+from ocbuild_greeting import greeting
 
 app = Flask(__name__)
 
 
 @app.route("/")
 def hello():
-    return "Hello from Flask, built by OpenShift S2I through Shipwright\n"
+    return greeting() + "\n"

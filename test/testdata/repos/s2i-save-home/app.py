@@ -1,0 +1,1 @@
+print("an app whose save-artifacts keeps all of $HOME")
