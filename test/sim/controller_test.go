@@ -1,8 +1,11 @@
 package sim
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
@@ -14,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 	buildv1 "github.com/openshift/api/build/v1"
 	buildfake "github.com/openshift/client-go/build/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
@@ -1200,5 +1206,71 @@ func TestControllerStartDelay(t *testing.T) {
 	h.noRun("c-1")
 	if got := h.phases("c-1"); !reflect.DeepEqual(got, []buildv1.BuildPhase{"New", "Pending", "Cancelled"}) {
 		t.Errorf("phases %v", got)
+	}
+}
+
+// An incremental build whose previous image has no save-artifacts (nor the
+// source one) is a clean build, and says so as OpenShift does.
+func TestControllerS2IWithoutSaveArtifacts(t *testing.T) {
+	h := newCtrlHarness(t)
+	base, err := pullImage(h.ctx, h.reg, h.reg+"/"+BaseImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	for _, f := range []struct{ name, body string }{
+		{"usr/libexec/s2i/assemble", "#!/bin/sh\nset -e\necho \"tiny assemble: artifacts $(ls /tmp/artifacts 2>/dev/null | wc -l)\"\ncp -R /tmp/src/. \"$HOME\"\n"},
+		{"usr/libexec/s2i/run", "#!/bin/sh\nexec cat \"$HOME/app.txt\"\n"},
+	} {
+		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o755, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(f.body))
+	}
+	for _, d := range []string{"opt/app-root/src"} {
+		tw.WriteHeader(&tar.Header{Name: d + "/", Mode: 0o775, Uid: 1001, Typeflag: tar.TypeDir})
+	}
+	tw.Close()
+	// The same media types as the base (OCI): buildah refuses a mix.
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layer.Bytes())), nil },
+		tarball.WithMediaType(ggcrtypes.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(base, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := img.ConfigFile()
+	cfg := cf.Config
+	cfg.User, cfg.WorkingDir = "1001", "/opt/app-root/src"
+	cfg.Env = append(cfg.Env, "HOME=/opt/app-root/src")
+	cfg.Labels = map[string]string{"io.openshift.s2i.scripts-url": "image:///usr/libexec/s2i"}
+	if img, err = mutate.Config(img, cfg); err != nil {
+		t.Fatal(err)
+	}
+	builder := h.reg + "/test/no-save-artifacts:1"
+	if err := remote.Write(mustRef(t, builder), img); err != nil {
+		t.Fatal(err)
+	}
+	repo, _ := gitRepo(t, map[string]string{"app.txt": "hello\n"})
+	build := func(name string, n int) *buildv1.Build {
+		b := s2iBuild(name, n, repo, h.reg, true)
+		b.Spec.Strategy.SourceStrategy.From.Name = builder
+		return b
+	}
+	h.create(build("tiny-1", 1))
+	h.waitPhase("tiny-1", buildv1.BuildPhaseComplete)
+	h.create(build("tiny-2", 2))
+	h.waitPhase("tiny-2", buildv1.BuildPhaseComplete)
+	log := h.log("tiny-2")
+	for _, want := range []string{
+		"Clean build will be performed because /usr/libexec/s2i/save-artifacts was not found in the previous image " + InternalRegistry + "/ns/py:latest",
+		"tiny assemble: artifacts 0",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("second build's log lacks %q:\n%s", want, log)
+		}
 	}
 }

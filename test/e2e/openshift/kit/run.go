@@ -170,6 +170,10 @@ func Serve(ctx context.Context, ref, urlPath string) (body, output string, err e
 		return "", "", err
 	}
 	defer os.RemoveAll(rootfs)
+	// The image's / is readable by its (non-root) user.
+	if err := os.Chmod(rootfs, 0o755); err != nil {
+		return "", "", err
+	}
 	if err := Unpack(ctx, ref, rootfs); err != nil {
 		return "", "", err
 	}
@@ -272,4 +276,25 @@ func ByDigest(ref, digest string) string {
 		return ref
 	}
 	return r.Context().Name() + "@" + digest
+}
+
+// Copy copies the image src (plain-http registry, anonymous) to dst with
+// dstOpts (e.g. credentials).
+func Copy(ctx context.Context, src, dst string, dstOpts ...remote.Option) error {
+	s, err := name.ParseReference(src, name.Insecure)
+	if err != nil {
+		return err
+	}
+	d, err := name.ParseReference(dst, name.Insecure)
+	if err != nil {
+		return err
+	}
+	img, err := remote.Image(s, remote.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("pulling %s: %w", src, err)
+	}
+	if err := remote.Write(d, img, append([]remote.Option{remote.WithContext(ctx)}, dstOpts...)...); err != nil {
+		return fmt.Errorf("pushing %s: %w", dst, err)
+	}
+	return nil
 }

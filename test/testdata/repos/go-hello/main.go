@@ -1,15 +1,30 @@
-// Command go-hello answers every request with a greeting.
+// Command go-hello is the smallest useful web server: it answers every
+// request with a greeting. The ocbuild samples build it into a FROM scratch
+// image with the openshift-docker strategy.
 package main
 
 import (
 	"fmt"
 	"log"
 	"net/http"
+	"os"
 )
 
 func main() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	greeting := os.Getenv("GREETING")
+	if greeting == "" {
+		greeting = "Hello from a Go binary built by OpenShift through Shipwright"
+	}
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintln(w, "Hello from a Go binary built by OpenShift through Shipwright")
+		fmt.Fprintln(w, greeting)
 	})
-	log.Fatal(http.ListenAndServe(":8080", nil))
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	log.Printf("listening on :%s", port)
+	log.Fatal(http.ListenAndServe(":"+port, nil))
 }
