@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // wheel is one built distribution the index serves.
@@ -158,21 +159,7 @@ func buildWheel(dir string) (wheel, error) {
 	}
 	dist := strings.ReplaceAll(normalizeProject(name), "-", "_")
 	info := dist + "-" + version + ".dist-info"
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	var record strings.Builder
-	add := func(p string, data []byte) error {
-		f, err := zw.Create(p)
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
-		sum := sha256.Sum256(data)
-		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", p, base64.RawURLEncoding.EncodeToString(sum[:]), len(data))
-		return nil
-	}
+	wa := newWheelArchive(info)
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -185,27 +172,76 @@ func buildWheel(dir string) (wheel, error) {
 		if err != nil {
 			return err
 		}
-		return add(filepath.ToSlash(rel), data)
+		return wa.add(filepath.ToSlash(rel), data, 0o644)
 	})
 	if err != nil {
 		return wheel{}, err
 	}
-	if err := add(info+"/METADATA", append([]byte("Metadata-Version: 2.1\n"), meta...)); err != nil {
+	if err := wa.add(info+"/METADATA", append([]byte("Metadata-Version: 2.1\n"), meta...), 0o644); err != nil {
 		return wheel{}, err
 	}
-	if err := add(info+"/WHEEL", []byte("Wheel-Version: 1.0\nGenerator: ocbuild-sandbox\nRoot-Is-Purelib: true\nTag: py3-none-any\n")); err != nil {
+	if err := wa.add(info+"/WHEEL", []byte("Wheel-Version: 1.0\nGenerator: ocbuild-sandbox\nRoot-Is-Purelib: true\nTag: py3-none-any\n"), 0o644); err != nil {
 		return wheel{}, err
 	}
-	fmt.Fprintf(&record, "%s/RECORD,,\n", info)
-	f, err := zw.Create(info + "/RECORD")
+	data, err := wa.close()
 	if err != nil {
 		return wheel{}, err
 	}
-	if _, err := f.Write([]byte(record.String())); err != nil {
-		return wheel{}, err
+	return wheel{project: normalizeProject(name), filename: dist + "-" + version + "-py3-none-any.whl", data: data}, nil
+}
+
+// wheelArchive writes a wheel's zip: every file added is listed in the
+// dist-info RECORD with its sha256 (urlsafe base64, unpadded) and size, as
+// pip checks; times are fixed, so the same files give the same bytes.
+type wheelArchive struct {
+	buf    bytes.Buffer
+	zw     *zip.Writer
+	record strings.Builder
+	info   string // <dist>-<version>.dist-info
+}
+
+var wheelStamp = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func newWheelArchive(info string) *wheelArchive {
+	w := &wheelArchive{info: info}
+	w.zw = zip.NewWriter(&w.buf)
+	return w
+}
+
+// add writes p (executable if mode has an x bit).
+func (w *wheelArchive) add(p string, data []byte, mode int64) error {
+	h := &zip.FileHeader{Name: p, Method: zip.Deflate, Modified: wheelStamp}
+	perm := fs.FileMode(0o644)
+	if mode&0o111 != 0 {
+		perm = 0o755
 	}
-	if err := zw.Close(); err != nil {
-		return wheel{}, err
+	h.SetMode(perm)
+	f, err := w.zw.CreateHeader(h)
+	if err != nil {
+		return err
 	}
-	return wheel{project: normalizeProject(name), filename: dist + "-" + version + "-py3-none-any.whl", data: buf.Bytes()}, nil
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	sum := sha256.Sum256(data)
+	fmt.Fprintf(&w.record, "%s,sha256=%s,%d\n", csvField(p), base64.RawURLEncoding.EncodeToString(sum[:]), len(data))
+	return nil
+}
+
+// close writes RECORD and returns the wheel's bytes.
+func (w *wheelArchive) close() ([]byte, error) {
+	fmt.Fprintf(&w.record, "%s/RECORD,,\n", w.info)
+	h := &zip.FileHeader{Name: w.info + "/RECORD", Method: zip.Deflate, Modified: wheelStamp}
+	h.SetMode(0o644)
+	f, err := w.zw.CreateHeader(h)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write([]byte(w.record.String())); err != nil {
+		return nil, err
+	}
+	if err := w.zw.Close(); err != nil {
+		return nil, err
+	}
+	return w.buf.Bytes(), nil
 }

@@ -12,18 +12,15 @@ package sandbox
 
 import (
 	"archive/tar"
-	"archive/zip"
 	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -831,28 +828,8 @@ func makeWheel(t *debTree, d *pyDist, reqs []string, controls map[string]debCont
 	tag, pure := wheelTag(d, controls)
 	dist := strings.ReplaceAll(normalizeProject(d.name), "-", "_")
 	info := dist + "-" + d.version + ".dist-info"
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	var record strings.Builder
-	stamp := time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
-	add := func(p string, data []byte, mode int64) error {
-		h := &zip.FileHeader{Name: p, Method: zip.Deflate, Modified: stamp}
-		perm := fs.FileMode(0o644)
-		if mode&0o111 != 0 {
-			perm = 0o755
-		}
-		h.SetMode(perm)
-		f, err := zw.CreateHeader(h)
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(data); err != nil {
-			return err
-		}
-		sum := sha256.Sum256(data)
-		fmt.Fprintf(&record, "%s,sha256=%s,%d\n", csvField(p), base64.RawURLEncoding.EncodeToString(sum[:]), len(data))
-		return nil
-	}
+	wa := newWheelArchive(info)
+	add := wa.add
 	names := make([]string, 0, len(d.files))
 	for p := range d.files {
 		names = append(names, p)
@@ -880,20 +857,11 @@ func makeWheel(t *debTree, d *pyDist, reqs []string, controls map[string]debCont
 			return wheel{}, err
 		}
 	}
-	fmt.Fprintf(&record, "%s/RECORD,,\n", info)
-	h := &zip.FileHeader{Name: info + "/RECORD", Method: zip.Deflate, Modified: stamp}
-	h.SetMode(0o644)
-	f, err := zw.CreateHeader(h)
+	data, err := wa.close()
 	if err != nil {
 		return wheel{}, err
 	}
-	if _, err := f.Write([]byte(record.String())); err != nil {
-		return wheel{}, err
-	}
-	if err := zw.Close(); err != nil {
-		return wheel{}, err
-	}
-	return wheel{project: normalizeProject(d.name), filename: dist + "-" + d.version + "-" + tag + ".whl", data: buf.Bytes()}, nil
+	return wheel{project: normalizeProject(d.name), filename: dist + "-" + d.version + "-" + tag + ".whl", data: data}, nil
 }
 
 func csvField(s string) string {

@@ -273,26 +273,31 @@ func (e *executor) dockerBuild(ctx context.Context, bh *buildah, ctxDir string, 
 		return o
 	}
 
-	start := time.Now()
-	args := []string{"bud", "--isolation", "chroot", "--format", "docker", "--layers",
-		"-f", dfPath, "-t", e.tag}
-	args = append(args, bh.authArgs()...)
+	var opts []string
 	if ds.NoCache {
-		args = append(args, "--no-cache")
+		opts = append(opts, "--no-cache")
 	}
 	if p := ds.ImageOptimizationPolicy; p != nil && (*p == buildv1.ImageOptimizationSkipLayers || *p == buildv1.ImageOptimizationSkipLayersAndWarn) {
-		args = append(args, "--squash")
+		opts = append(opts, "--squash")
 	}
 	for _, a := range buildArgs {
-		args = append(args, "--build-arg", a.K+"="+a.V)
+		opts = append(opts, "--build-arg", a.K+"="+a.V)
 	}
-	args = append(args, ctxDir)
+	return e.budAndPush(ctx, bh, dfPath, ctxDir, opts, buildv1.StatusReasonDockerBuildFailed)
+}
+
+// budAndPush builds dockerfile in ctxDir with buildah (a failure is
+// failReason) and pushes the result to spec.output.to.
+func (e *executor) budAndPush(ctx context.Context, bh *buildah, dockerfile, ctxDir string, opts []string, failReason buildv1.StatusReason) outcome {
+	start := time.Now()
+	args := append([]string{"bud", "--isolation", "chroot", "--format", "docker", "--layers", "-f", dockerfile, "-t", e.tag}, bh.authArgs()...)
+	args = append(append(args, opts...), ctxDir)
 	if _, err := bh.run(ctx, nil, args...); err != nil {
 		if ctx.Err() != nil {
 			return outcome{}
 		}
 		e.logf("error: build error: %v", err)
-		return failed(buildv1.StatusReasonDockerBuildFailed)
+		return failed(failReason)
 	}
 	e.stage(buildv1.StageBuild, buildv1.StepDockerBuild, start)
 	return e.pushOutput(ctx, bh)

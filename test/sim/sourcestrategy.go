@@ -14,7 +14,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"time"
 
 	buildv1 "github.com/openshift/api/build/v1"
 
@@ -59,7 +58,6 @@ func (e *executor) sourceBuild(ctx context.Context, bh *buildah, ctxDir string, 
 		buildEnv = append(buildEnv, s2i.KV{Name: v.K, Value: v.V})
 	}
 
-	start := time.Now()
 	out := filepath.Join(e.work, "s2i")
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return e.engineFailure(ctx, err)
@@ -92,17 +90,9 @@ func (e *executor) sourceBuild(ctx context.Context, bh *buildah, ctxDir string, 
 	for _, w := range res.Warnings {
 		e.log(w)
 	}
-	args := []string{"bud", "--isolation", "chroot", "--format", "docker", "--layers", "-f", res.Dockerfile, "-t", e.tag}
-	args = append(append(args, bh.authArgs()...), out)
-	if _, err := bh.run(ctx, nil, args...); err != nil {
-		if ctx.Err() != nil {
-			return outcome{}
-		}
-		e.logf("error: build error: %v", err)
-		return failed(buildv1.StatusReasonGenericBuildFailed)
-	}
-	e.stage(buildv1.StageBuild, buildv1.StepDockerBuild, start)
-	return e.pushOutput(ctx, bh)
+	// OpenShift's builder reports a failed S2I build (assemble) as
+	// GenericBuildFailed.
+	return e.budAndPush(ctx, bh, res.Dockerfile, out, nil, buildv1.StatusReasonGenericBuildFailed)
 }
 
 // previousWithArtifacts returns image when it exists and has a save-artifacts
