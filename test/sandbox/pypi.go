@@ -4,14 +4,16 @@ package sandbox
 // (devpi, Artifactory, Nexus): PEP 503's "simple" layout over plain http.
 // No PyPI is reachable from the sandbox, so the index holds wheels the
 // sandbox builds at start from the pure-Python projects under
-// testdata/python/<project>/ (each with a PKG-INFO-style `metadata` file
-// holding Name and Version, and its package directory), and Debian's
+// testdata/python/<project>/ (each a pyproject.toml project, served as a
+// source distribution that pip builds), and Debian's
 // packaged Python libraries for a Flask app, repackaged as wheels
 // (pypi_debian.go).
 
 import (
+	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -29,8 +31,8 @@ import (
 	"time"
 )
 
-// wheel is one built distribution the index serves.
-type wheel struct {
+// distFile is one distribution file the index serves (a wheel or an sdist).
+type distFile struct {
 	project  string // normalised (PEP 503)
 	filename string
 	data     []byte
@@ -58,9 +60,9 @@ func (sb *Sandbox) startPackageIndex(ctx context.Context) error {
 		if !e.IsDir() {
 			continue
 		}
-		w, err := buildWheel(filepath.Join(root, e.Name()))
+		w, err := buildSdist(filepath.Join(root, e.Name()))
 		if err != nil {
-			return fmt.Errorf("building the wheel of %s: %w", e.Name(), err)
+			return fmt.Errorf("building the source distribution of %s: %w", e.Name(), err)
 		}
 		wheels = append(wheels, w)
 	}
@@ -77,8 +79,8 @@ func (sb *Sandbox) PackageIndexDownloads() int64 { return sb.indexDownloads.Load
 
 // packageIndex serves /simple/, /simple/<project>/ and /packages/<file>,
 // counting the files served in downloads.
-func packageIndex(wheels []wheel, downloads *atomic.Int64) http.Handler {
-	byProject := map[string][]wheel{}
+func packageIndex(wheels []distFile, downloads *atomic.Int64) http.Handler {
+	byProject := map[string][]distFile{}
 	files := map[string][]byte{}
 	for _, w := range wheels {
 		byProject[w.project] = append(byProject[w.project], w)
@@ -90,6 +92,7 @@ func packageIndex(wheels []wheel, downloads *atomic.Int64) http.Handler {
 	}
 	sort.Strings(projects)
 	page := func(w http.ResponseWriter, title string, links [][2]string) {
+		w.Header().Set("Cache-Control", "max-age=600, public") // as PyPI's simple pages
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<!DOCTYPE html>\n<html><head><meta name=\"pypi:repository-version\" content=\"1.0\"><title>%s</title></head><body>\n", html.EscapeString(title))
 		for _, l := range links {
@@ -130,64 +133,78 @@ func packageIndex(wheels []wheel, downloads *atomic.Int64) http.Handler {
 			return
 		}
 		downloads.Add(1)
+		// As PyPI's file host: a file never changes, so pip's HTTP cache
+		// keeps it (what an S2I pip cache then carries to the next build).
+		w.Header().Set("Cache-Control", "max-age=365000000, immutable, public")
 		w.Header().Set("Content-Type", "application/octet-stream")
 		_, _ = w.Write(data)
 	})
 	return mux
 }
 
-// buildWheel makes a py3-none-any wheel of the project in dir: its
-// `metadata` file (Name:, Version:, Summary:, Requires-Dist: lines) and
-// every other file under dir, with the dist-info METADATA, WHEEL and RECORD
-// pip checks.
-func buildWheel(dir string) (wheel, error) {
-	meta, err := os.ReadFile(filepath.Join(dir, "metadata"))
+var (
+	projectNameRE    = regexp.MustCompile(`(?m)^name\s*=\s*"([^"]+)"`)
+	projectVersionRE = regexp.MustCompile(`(?m)^version\s*=\s*"([^"]+)"`)
+	projectSummaryRE = regexp.MustCompile(`(?m)^description\s*=\s*"([^"]*)"`)
+)
+
+// buildSdist makes the source distribution of the project in dir, whose
+// pyproject.toml names its build backend and its [project] name, version
+// and description: a <dist>-<version>.tar.gz (PEP 625) of every file under
+// dir below <dist>-<version>/, with the PKG-INFO pip reads. Times are
+// fixed, so the same files give the same bytes.
+func buildSdist(dir string) (distFile, error) {
+	pp, err := os.ReadFile(filepath.Join(dir, "pyproject.toml"))
 	if err != nil {
-		return wheel{}, err
+		return distFile{}, err
 	}
-	var name, version string
-	for _, l := range strings.Split(string(meta), "\n") {
-		if v, ok := strings.CutPrefix(l, "Name: "); ok {
-			name = strings.TrimSpace(v)
+	field := func(re *regexp.Regexp) string {
+		if m := re.FindSubmatch(pp); m != nil {
+			return string(m[1])
 		}
-		if v, ok := strings.CutPrefix(l, "Version: "); ok {
-			version = strings.TrimSpace(v)
-		}
+		return ""
 	}
+	name, version := field(projectNameRE), field(projectVersionRE)
 	if name == "" || version == "" {
-		return wheel{}, fmt.Errorf("%s/metadata needs Name: and Version: lines", dir)
+		return distFile{}, fmt.Errorf("%s/pyproject.toml needs name and version in [project]", dir)
 	}
 	dist := strings.ReplaceAll(normalizeProject(name), "-", "_")
-	info := dist + "-" + version + ".dist-info"
-	wa := newWheelArchive(info)
+	prefix := dist + "-" + version + "/"
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	add := func(p string, data []byte) error {
+		if err := tw.WriteHeader(&tar.Header{Name: prefix + p, Mode: 0o644, Size: int64(len(data)), ModTime: wheelStamp, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+			return err
+		}
+		_, err := tw.Write(data)
+		return err
+	}
+	pkgInfo := fmt.Sprintf("Metadata-Version: 2.1\nName: %s\nVersion: %s\nSummary: %s\n", name, version, field(projectSummaryRE))
+	if err := add("PKG-INFO", []byte(pkgInfo)); err != nil {
+		return distFile{}, err
+	}
 	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		if rel == "metadata" || !d.Type().IsRegular() {
-			return nil
-		}
 		data, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}
-		return wa.add(filepath.ToSlash(rel), data, 0o644)
+		return add(filepath.ToSlash(rel), data)
 	})
 	if err != nil {
-		return wheel{}, err
+		return distFile{}, err
 	}
-	if err := wa.add(info+"/METADATA", append([]byte("Metadata-Version: 2.1\n"), meta...), 0o644); err != nil {
-		return wheel{}, err
+	if err := tw.Close(); err != nil {
+		return distFile{}, err
 	}
-	if err := wa.add(info+"/WHEEL", []byte("Wheel-Version: 1.0\nGenerator: ocbuild-sandbox\nRoot-Is-Purelib: true\nTag: py3-none-any\n"), 0o644); err != nil {
-		return wheel{}, err
+	if err := gz.Close(); err != nil {
+		return distFile{}, err
 	}
-	data, err := wa.close()
-	if err != nil {
-		return wheel{}, err
-	}
-	return wheel{project: normalizeProject(name), filename: dist + "-" + version + "-py3-none-any.whl", data: data}, nil
+	return distFile{project: normalizeProject(name), filename: dist + "-" + version + ".tar.gz", data: buf.Bytes()}, nil
 }
 
 // wheelArchive writes a wheel's zip: every file added is listed in the

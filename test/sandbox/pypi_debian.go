@@ -43,6 +43,9 @@ var FlaskPackages = []string{
 	"python3-flask", "python3-werkzeug", "python3-jinja2", "python3-markupsafe",
 	"python3-itsdangerous", "python3-click", "python3-blinker",
 	"python3-gunicorn", "python3-setuptools", "python3-pkg-resources",
+	// What pip's isolated build environment installs to build an sdist
+	// with setuptools.build_meta (setuptools' own wheel is above).
+	"python3-wheel",
 }
 
 // debWheelsFormat is part of the wheel cache's key: bump it when the
@@ -58,7 +61,7 @@ const distPackages = "usr/lib/python3/dist-packages"
 // each Python distribution it installs under usr/lib/python3/dist-packages
 // becomes one wheel. The wheels are cached too, keyed by the .deb filenames,
 // so a second call runs no command at all.
-func debianWheels(ctx context.Context, cacheDir string, pkgs []string, log func(string)) ([]wheel, error) {
+func debianWheels(ctx context.Context, cacheDir string, pkgs []string, log func(string)) ([]distFile, error) {
 	if log == nil {
 		log = func(string) {}
 	}
@@ -419,7 +422,7 @@ func metaField(meta, key string) string {
 }
 
 // convertDebs makes the wheels of the distributions the .debs install.
-func convertDebs(ctx context.Context, debs []string, log func(string)) ([]wheel, error) {
+func convertDebs(ctx context.Context, debs []string, log func(string)) ([]distFile, error) {
 	t := &debTree{files: map[string]*debFile{}, children: map[string]map[string]bool{}}
 	controls := map[string]debControl{}
 	for _, d := range debs {
@@ -475,7 +478,7 @@ func convertDebs(ctx context.Context, debs []string, log func(string)) ([]wheel,
 	if len(unclaimed) > 0 {
 		log(fmt.Sprintf("python index: left out (no distribution names them): %s", strings.Join(unclaimed, " ")))
 	}
-	var wheels []wheel
+	var wheels []distFile
 	for _, d := range dists {
 		reqs := distRequirements(d, controls, pkgDists, byProject, log)
 		w, err := makeWheel(t, d, reqs, controls)
@@ -824,7 +827,7 @@ func wheelMetadata(meta, name, version string, reqs []string) string {
 	return out.String()
 }
 
-func makeWheel(t *debTree, d *pyDist, reqs []string, controls map[string]debControl) (wheel, error) {
+func makeWheel(t *debTree, d *pyDist, reqs []string, controls map[string]debControl) (distFile, error) {
 	tag, pure := wheelTag(d, controls)
 	dist := strings.ReplaceAll(normalizeProject(d.name), "-", "_")
 	info := dist + "-" + d.version + ".dist-info"
@@ -837,15 +840,15 @@ func makeWheel(t *debTree, d *pyDist, reqs []string, controls map[string]debCont
 	sort.Strings(names)
 	for _, p := range names {
 		if err := add(p, d.files[p].data, d.files[p].mode); err != nil {
-			return wheel{}, err
+			return distFile{}, err
 		}
 	}
 	if err := add(info+"/METADATA", []byte(wheelMetadata(d.meta, d.name, d.version, reqs)), 0o644); err != nil {
-		return wheel{}, err
+		return distFile{}, err
 	}
 	wheelFile := fmt.Sprintf("Wheel-Version: 1.0\nGenerator: ocbuild-sandbox (from Debian packages)\nRoot-Is-Purelib: %t\nTag: %s\n", pure, tag)
 	if err := add(info+"/WHEEL", []byte(wheelFile), 0o644); err != nil {
-		return wheel{}, err
+		return distFile{}, err
 	}
 	extra := make([]string, 0, len(d.infoFiles))
 	for p := range d.infoFiles {
@@ -854,14 +857,14 @@ func makeWheel(t *debTree, d *pyDist, reqs []string, controls map[string]debCont
 	sort.Strings(extra)
 	for _, p := range extra {
 		if err := add(info+"/"+p, d.infoFiles[p], 0o644); err != nil {
-			return wheel{}, err
+			return distFile{}, err
 		}
 	}
 	data, err := wa.close()
 	if err != nil {
-		return wheel{}, err
+		return distFile{}, err
 	}
-	return wheel{project: normalizeProject(d.name), filename: dist + "-" + d.version + "-" + tag + ".whl", data: data}, nil
+	return distFile{project: normalizeProject(d.name), filename: dist + "-" + d.version + "-" + tag + ".whl", data: data}, nil
 }
 
 func csvField(s string) string {
@@ -872,7 +875,7 @@ func csvField(s string) string {
 }
 
 // saveWheels writes the wheels and their index file into dir, atomically.
-func saveWheels(dir string, ws []wheel) error {
+func saveWheels(dir string, ws []distFile) error {
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err
 	}
@@ -906,13 +909,13 @@ func saveWheels(dir string, ws []wheel) error {
 	return nil
 }
 
-func loadWheels(dir string) ([]wheel, error) {
+func loadWheels(dir string) ([]distFile, error) {
 	f, err := os.Open(filepath.Join(dir, "index"))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var ws []wheel
+	var ws []distFile
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		project, filename, ok := strings.Cut(sc.Text(), " ")
@@ -923,7 +926,7 @@ func loadWheels(dir string) ([]wheel, error) {
 		if err != nil {
 			return nil, err
 		}
-		ws = append(ws, wheel{project: project, filename: filename, data: data})
+		ws = append(ws, distFile{project: project, filename: filename, data: data})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err

@@ -96,7 +96,7 @@ func TestDebianWheels(t *testing.T) {
 	}
 	t.Setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
 
-	byProject := map[string]wheel{}
+	byProject := map[string]distFile{}
 	for _, w := range ws {
 		byProject[w.project] = w
 		checkWheel(t, w)
@@ -177,7 +177,7 @@ func TestDebianWheels(t *testing.T) {
 }
 
 // checkWheel verifies the wheel's RECORD against its files.
-func checkWheel(t *testing.T, w wheel) {
+func checkWheel(t *testing.T, w distFile) {
 	t.Helper()
 	zr, err := zip.NewReader(bytes.NewReader(w.data), int64(len(w.data)))
 	if err != nil {

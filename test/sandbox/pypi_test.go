@@ -1,8 +1,8 @@
 package sandbox
 
 import (
-	"archive/zip"
-	"bytes"
+	"archive/tar"
+	"compress/gzip"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,18 +12,20 @@ import (
 )
 
 // pip finds a project under /simple/<normalised name>/ and downloads the
-// linked wheel, whose RECORD lists every file with its sha256.
+// linked source distribution: pyproject.toml and the package below
+// <dist>-<version>/, with PKG-INFO. Files are cacheable, as on PyPI.
 func TestPackageIndex(t *testing.T) {
-	w, err := buildWheel("../testdata/python/ocbuild-greeting")
+	w, err := buildSdist("../testdata/python/ocbuild-greeting")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.filename != "ocbuild_greeting-1.0.0-py3-none-any.whl" || w.project != "ocbuild-greeting" {
-		t.Fatalf("wheel %s of %s", w.filename, w.project)
+	if w.filename != "ocbuild_greeting-1.0.0.tar.gz" || w.project != "ocbuild-greeting" {
+		t.Fatalf("sdist %s of %s", w.filename, w.project)
 	}
 	var downloads atomic.Int64
-	srv := httptest.NewServer(packageIndex([]wheel{w}, &downloads))
+	srv := httptest.NewServer(packageIndex([]distFile{w}, &downloads))
 	defer srv.Close()
+	var cacheControl string
 	get := func(p string) (int, string) {
 		resp, err := http.Get(srv.URL + p)
 		if err != nil {
@@ -31,13 +33,14 @@ func TestPackageIndex(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
+		cacheControl = resp.Header.Get("Cache-Control")
 		return resp.StatusCode, string(b)
 	}
 	if code, body := get("/simple/"); code != 200 || !strings.Contains(body, `href="/simple/ocbuild-greeting/"`) {
 		t.Errorf("/simple/: %d %s", code, body)
 	}
 	code, body := get("/simple/ocbuild-greeting/")
-	if code != 200 || !strings.Contains(body, `href="/packages/ocbuild_greeting-1.0.0-py3-none-any.whl#sha256=`) {
+	if code != 200 || !strings.Contains(body, `href="/packages/ocbuild_greeting-1.0.0.tar.gz#sha256=`) {
 		t.Errorf("project page: %d %s", code, body)
 	}
 	if code, _ := get("/simple/Ocbuild_Greeting/"); code != 200 {
@@ -47,21 +50,32 @@ func TestPackageIndex(t *testing.T) {
 		t.Errorf("unknown project: %d", code)
 	}
 	_, data := get("/packages/" + w.filename)
+	if !strings.Contains(cacheControl, "max-age=") {
+		t.Errorf("a package file without a cache lifetime (Cache-Control %q): pip would not cache it", cacheControl)
+	}
 	if downloads.Load() != 1 {
 		t.Errorf("%d downloads counted, want 1", downloads.Load())
 	}
-	zr, err := zip.NewReader(bytes.NewReader([]byte(data)), int64(len(data)))
+	gz, err := gzip.NewReader(strings.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
+	tr := tar.NewReader(gz)
 	names := map[string]bool{}
-	for _, f := range zr.File {
-		names[f.Name] = true
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names[h.Name] = true
 	}
-	for _, n := range []string{"ocbuild_greeting/__init__.py", "ocbuild_greeting-1.0.0.dist-info/METADATA",
-		"ocbuild_greeting-1.0.0.dist-info/WHEEL", "ocbuild_greeting-1.0.0.dist-info/RECORD"} {
+	for _, n := range []string{"ocbuild_greeting-1.0.0/PKG-INFO", "ocbuild_greeting-1.0.0/pyproject.toml",
+		"ocbuild_greeting-1.0.0/ocbuild_greeting/__init__.py"} {
 		if !names[n] {
-			t.Errorf("wheel lacks %s (has %v)", n, names)
+			t.Errorf("sdist lacks %s (has %v)", n, names)
 		}
 	}
 }

@@ -79,6 +79,9 @@ type Options struct {
 	// Repos is a directory whose subdirectories become git repositories on
 	// the git server, one deterministic commit each. Default: test/testdata/repos.
 	Repos string
+	// MoreRepos are further such directories (e.g. the repository's
+	// samples/apps); a repository name may appear only once in all.
+	MoreRepos []string
 	// StepVersion is stamped into the ocbuild binary (-X main.version).
 	// Default: "v0.0.0-sandbox".
 	StepVersion string

@@ -121,24 +121,34 @@ func git(dir string, args ...string) (string, error) {
 	return strings.TrimSpace(out.String()), nil
 }
 
-// startGitServer turns each directory under Options.Repos into a repository
+// startGitServer turns each directory under Options.Repos and MoreRepos into a repository
 // with one deterministic commit on branch main, and serves them read-only
 // with `git http-backend` behind net/http/cgi.
 func (sb *Sandbox) startGitServer(context.Context) error {
 	root := filepath.Join(sb.Dir, "git")
 	work := filepath.Join(sb.Dir, "git-work")
 	sb.RepoHeads = map[string]string{}
-	entries, err := os.ReadDir(sb.opts.Repos)
-	if err != nil && !os.IsNotExist(err) {
-		return err
-	}
-	for _, e := range entries {
-		if !e.IsDir() {
-			continue
+	from := map[string]string{} // repository name → its directory
+	var names []string
+	for _, dir := range append([]string{sb.opts.Repos}, sb.opts.MoreRepos...) {
+		entries, err := os.ReadDir(dir)
+		if err != nil && !os.IsNotExist(err) {
+			return err
 		}
-		name := e.Name()
+		for _, e := range entries {
+			if !e.IsDir() {
+				continue
+			}
+			if other, dup := from[e.Name()]; dup {
+				return fmt.Errorf("git server: repository %q is in both %s and %s", e.Name(), other, dir)
+			}
+			from[e.Name()] = dir
+			names = append(names, e.Name())
+		}
+	}
+	for _, name := range names {
 		wd := filepath.Join(work, name)
-		if err := copyTree(filepath.Join(sb.opts.Repos, name), wd); err != nil {
+		if err := copyTree(filepath.Join(from[name], name), wd); err != nil {
 			return err
 		}
 		for _, args := range [][]string{

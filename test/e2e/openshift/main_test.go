@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,7 +50,9 @@ func run(m *testing.M) int {
 	defer cancel()
 	start := time.Now()
 	simulator = sim.New(sim.Options{})
-	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, FrontDoor: simulator.FrontDoor()})
+	// The git server serves test/testdata/repos and the samples' apps.
+	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, FrontDoor: simulator.FrontDoor(),
+		MoreRepos: []string{filepath.Join(repoRoot, "samples", "apps")}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the sandbox:", err)
 		fmt.Fprintf(os.Stderr, "sandbox state and logs kept in %s\n", dir)

@@ -4,6 +4,8 @@ package openshift
 // every RUN and every S2I script; registries ask for credentials.
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
 	"github.com/ocbuild/ocbuild/test/sandbox"
@@ -147,7 +150,7 @@ func TestS2IPrivateIndexIncremental(t *testing.T) {
 	ctx := testContext(t, 10*time.Minute)
 	ns := newNamespace(t, true)
 	createPushSecret(t, ns)
-	b := createBuild(t, toAuthRegistry(gitBuild(ns, "flask-hello", "flask-hello", s2iStrategy,
+	b := createBuild(t, toAuthRegistry(gitBuild(ns, "flask-private-index", "flask-private-index", s2iStrategy,
 		param("builder-image", "registry.access.redhat.com/ubi9/python-311:latest"),
 		param("incremental", "true"),
 		arrayParam("build-env", "APP_MODULE=app:app", "PIP_INDEX_URL="+sb.PackageIndexURL, "PIP_TRUSTED_HOST=127.0.0.1",
@@ -256,4 +259,46 @@ func TestS2IGitDirectory(t *testing.T) {
 			requireSucceeded(t, br)
 		}
 	})
+}
+
+// samples/flask-s2i, as shipped, builds in the sandbox too (pointed at the
+// sandbox's git server, registry and package index): twice, the second
+// time restoring pip's cache with the sample's own .s2i scripts.
+func TestSampleFlaskS2I(t *testing.T) {
+	ctx := testContext(t, 10*time.Minute)
+	ns := newNamespace(t, true)
+	path := filepath.Join(repoRoot, "samples", "flask-s2i", "build.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b buildv1beta1.Build
+	if err := yaml.UnmarshalStrict(data, &b); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	b.Namespace = ns
+	b.Spec.Source.Git.URL = sb.GitRepoURL("flask-hello")
+	b.Spec.Source.Git.Revision = ptr.To("main")
+	b.Spec.Source.ContextDir = nil // the git server serves samples/apps/flask-hello as its own repository
+	b.Spec.Output.Image = imageRef(ns, b.Name, "latest")
+	b.Spec.Output.Insecure = ptr.To(true)
+	for i, p := range b.Spec.ParamValues {
+		if p.Name == "build-env" {
+			b.Spec.ParamValues[i].Values = append(p.Values,
+				buildv1beta1.SingleValue{Value: ptr.To("PIP_INDEX_URL=" + sb.PackageIndexURL)},
+				buildv1beta1.SingleValue{Value: ptr.To("PIP_TRUSTED_HOST=127.0.0.1")})
+		}
+	}
+	createBuild(t, &b)
+	first := waitBuildRunDone(ctx, t, ns, createBuildRun(t, ns, b.Name).Name)
+	requireSucceeded(t, first)
+	if log := stepLog(t, first); !strings.Contains(log, "No previous pip cache") {
+		t.Errorf("first build's log lacks the sample assemble's first-build message:\n%s", log)
+	}
+	second := waitBuildRunDone(ctx, t, ns, createBuildRun(t, ns, b.Name).Name)
+	requireSucceeded(t, second)
+	if log := stepLog(t, second); !strings.Contains(log, "Restoring pip cache from the previous image") {
+		t.Errorf("second build's log lacks the sample assemble's restore message:\n%s", log)
+	}
+	checkOutput(ctx, t, second, b.Spec.Output.Image)
 }

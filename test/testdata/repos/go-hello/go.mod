@@ -1,3 +1,0 @@
-module example.com/go-hello
-
-go 1.21
