@@ -592,6 +592,11 @@ func (c *Controller) execute(ctx context.Context, r *runState, b *buildv1.Build,
 			// the executor gave up (e.g. the build was cancelled before Running)
 			c.o.Logs.Close(k)
 		}
+		if errors.Is(context.Cause(ctx), errDeleted) {
+			// The log goes with the build, also what the builder wrote
+			// while it stopped, after sync's Delete.
+			c.o.Logs.Delete(k)
+		}
 		return
 	}
 	// The builder reports Failed itself (builds/details) before its pod
