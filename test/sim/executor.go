@@ -2,8 +2,8 @@ package sim
 
 // The executor plays the build pod: the git-clone init container (clone or
 // receive the binary upload, write spec.revision), then the docker-build,
-// sti-build or custom-build container (build a real image) and the push to
-// the sandbox registry.
+// sti-build or custom-build container (build the image with buildah) and the
+// push.
 //
 // Knobs. The simulator reads these variables from the build's strategy
 // environment (dockerStrategy.env, sourceStrategy.env or customStrategy.env;
@@ -47,9 +47,10 @@ package sim
 //	    is not acted on until the builder finishes, so the build keeps the
 //	    phase it ends in (Complete, Failed) with status.cancelled=true.
 //
-// The image produced is real (layers, config and manifest in the sandbox
-// registry); see dockerfile.go for what the Docker strategy interprets and
-// images.go for how image names map onto the sandbox registry.
+// The builder is buildah (buildah.go): see dockerstrategy.go,
+// sourcestrategy.go and customstrategy.go for how each strategy maps onto
+// it, engine.go for the registry credentials, and images.go for how image
+// names map onto the sandbox registry.
 
 import (
 	"bytes"
