@@ -38,22 +38,12 @@ func (r *run) credsInit(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var entries map[string]json.RawMessage
-		switch s.Type {
-		case corev1.SecretTypeDockerConfigJson:
-			var c struct {
-				Auths map[string]json.RawMessage `json:"auths"`
-			}
-			if err := json.Unmarshal(s.Data[corev1.DockerConfigJsonKey], &c); err != nil {
-				return fmt.Errorf("secret %q: %s: %v", s.Name, corev1.DockerConfigJsonKey, err)
-			}
-			entries = c.Auths
-		case corev1.SecretTypeDockercfg:
-			if err := json.Unmarshal(s.Data[corev1.DockerConfigKey], &entries); err != nil {
-				return fmt.Errorf("secret %q: %s: %v", s.Name, corev1.DockerConfigKey, err)
-			}
-		default:
+		if s.Type != corev1.SecretTypeDockerConfigJson && s.Type != corev1.SecretTypeDockercfg {
 			continue
+		}
+		entries, err := RegistryAuths(s.Data)
+		if err != nil {
+			return fmt.Errorf("secret %q: %w", s.Name, err)
 		}
 		for host, e := range entries {
 			auths[host] = e
@@ -75,4 +65,27 @@ func (r *run) credsInit(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// RegistryAuths reads the registry entries (host → auth entry) of a
+// docker-registry Secret's data: its .dockerconfigjson ({"auths": {…}}) or
+// its legacy .dockercfg ({…}). Data with neither has none.
+func RegistryAuths(data map[string][]byte) (map[string]json.RawMessage, error) {
+	if j, ok := data[corev1.DockerConfigJsonKey]; ok {
+		var c struct {
+			Auths map[string]json.RawMessage `json:"auths"`
+		}
+		if err := json.Unmarshal(j, &c); err != nil {
+			return nil, fmt.Errorf("reading %s: %v", corev1.DockerConfigJsonKey, err)
+		}
+		return c.Auths, nil
+	}
+	if j, ok := data[corev1.DockerConfigKey]; ok {
+		var auths map[string]json.RawMessage
+		if err := json.Unmarshal(j, &auths); err != nil {
+			return nil, fmt.Errorf("reading %s: %v", corev1.DockerConfigKey, err)
+		}
+		return auths, nil
+	}
+	return nil, nil
 }

@@ -8,21 +8,6 @@ import (
 	"strings"
 )
 
-// EnsurePackages installs, with apt-get, the Debian packages whose commands
-// are missing (command → package), saying what it installs.
-func EnsurePackages(ctx context.Context, log func(string), commands map[string]string) error {
-	var missing []string
-	for cmd, pkg := range commands {
-		if _, err := exec.LookPath(cmd); err != nil {
-			missing = append(missing, pkg)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	return AptInstall(ctx, log, missing...)
-}
-
 // AptInstall installs Debian packages with apt-get (running apt-get update
 // and trying again when the first try fails: a fresh machine's package
 // lists may be missing or stale). It needs root, as the sandbox's builds
@@ -42,7 +27,7 @@ func AptInstall(ctx context.Context, log func(string), pkgs ...string) error {
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get %s: %v: %s", strings.Join(args, " "), err, lastLines(string(out), 5))
+			return fmt.Errorf("apt-get %s: %v: %s", strings.Join(args, " "), err, LastLines(string(out), 5))
 		}
 		return nil
 	}
@@ -56,7 +41,8 @@ func AptInstall(ctx context.Context, log func(string), pkgs ...string) error {
 	return run(install...)
 }
 
-func lastLines(s string, n int) string {
+// LastLines is the last n lines of a command's output, for an error message.
+func LastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -164,12 +164,12 @@ func aptDownload(ctx context.Context, cacheDir string, pkgs []string, log func(s
 	log(fmt.Sprintf("python index: apt-get download %s", strings.Join(pkgs, " ")))
 	if out, err := download(); err != nil {
 		// A fresh machine may have no (or stale) package lists.
-		log(fmt.Sprintf("python index: apt-get download failed (%v: %s); running apt-get update", err, lastLines(string(out), 2)))
+		log(fmt.Sprintf("python index: apt-get download failed (%v: %s); running apt-get update", err, LastLines(string(out), 2)))
 		if out, err := exec.CommandContext(ctx, "apt-get", "update", "-qq").CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get update: %v: %s", err, lastLines(string(out), 5))
+			return fmt.Errorf("apt-get update: %v: %s", err, LastLines(string(out), 5))
 		}
 		if out, err := download(); err != nil {
-			return fmt.Errorf("apt-get download %s: %v: %s", strings.Join(pkgs, " "), err, lastLines(string(out), 5))
+			return fmt.Errorf("apt-get download %s: %v: %s", strings.Join(pkgs, " "), err, LastLines(string(out), 5))
 		}
 	}
 	entries, err := os.ReadDir(tmp)
@@ -307,7 +307,7 @@ func (t *debTree) readDeb(ctx context.Context, deb string) (debControl, error) {
 		_, _ = io.Copy(io.Discard, stdout)
 	}
 	if err := cmd.Wait(); err != nil {
-		return c, fmt.Errorf("dpkg-deb --fsys-tarfile %s: %v: %s", deb, err, lastLines(stderr.String(), 3))
+		return c, fmt.Errorf("dpkg-deb --fsys-tarfile %s: %v: %s", deb, err, LastLines(stderr.String(), 3))
 	}
 	if readErr != nil {
 		return c, fmt.Errorf("reading the files of %s: %w", deb, readErr)

@@ -142,7 +142,7 @@ func TestDebianWheels(t *testing.T) {
 	run(py, "-m", "pip", "uninstall", "-y", "-q", "setuptools")
 	start = time.Now()
 	out := run(py, "-m", "pip", "install", "--index-url", srv.URL+"/simple/", "flask", "gunicorn")
-	t.Logf("pip install (%s):\n%s", time.Since(start).Round(time.Millisecond), lastLines(out, 3))
+	t.Logf("pip install (%s):\n%s", time.Since(start).Round(time.Millisecond), LastLines(out, 3))
 	freeze := run(py, "-m", "pip", "list", "--format=freeze")
 	for _, p := range []string{"flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click", "gunicorn", "setuptools"} {
 		w := byProject[p]

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ocbuild/ocbuild/test/sandbox"
 )
 
 // StorageDriverEnv chooses the builds' container storage driver (overlay or
@@ -105,55 +107,30 @@ func registriesConf(registry string, insecure []string) string {
 	return s.String()
 }
 
-// dockerConfig is the docker config JSON buildah reads credentials from.
-type dockerConfig struct {
-	Auths map[string]json.RawMessage `json:"auths"`
-}
-
 // setAuth writes the credentials of the given secrets' data (each a
 // .dockerconfigjson or a .dockercfg, as OpenShift mounts a build's push and
 // pull secrets) into one auth file.
 func (b *buildah) setAuth(secrets ...map[string][]byte) error {
-	merged := dockerConfig{Auths: map[string]json.RawMessage{}}
+	merged := map[string]json.RawMessage{}
 	for _, data := range secrets {
-		auths, err := authsOf(data)
+		auths, err := sandbox.RegistryAuths(data)
 		if err != nil {
 			return err
 		}
 		for k, v := range auths {
-			merged.Auths[k] = v
+			merged[k] = v
 		}
 	}
-	if len(merged.Auths) == 0 {
+	if len(merged) == 0 {
 		b.authFile = ""
 		return nil
 	}
-	out, err := json.Marshal(merged)
+	out, err := json.Marshal(map[string]any{"auths": merged})
 	if err != nil {
 		return err
 	}
 	b.authFile = filepath.Join(b.dir, "auth.json")
 	return os.WriteFile(b.authFile, out, 0o600)
-}
-
-// authsOf reads the registry entries of a dockerconfigjson or dockercfg
-// secret's data.
-func authsOf(data map[string][]byte) (map[string]json.RawMessage, error) {
-	if j, ok := data[".dockerconfigjson"]; ok {
-		var c dockerConfig
-		if err := json.Unmarshal(j, &c); err != nil {
-			return nil, fmt.Errorf("reading .dockerconfigjson: %v", err)
-		}
-		return c.Auths, nil
-	}
-	if j, ok := data[".dockercfg"]; ok {
-		var auths map[string]json.RawMessage
-		if err := json.Unmarshal(j, &auths); err != nil {
-			return nil, fmt.Errorf("reading .dockercfg: %v", err)
-		}
-		return auths, nil
-	}
-	return nil, nil
 }
 
 // globalArgs come before every buildah subcommand.
@@ -171,10 +148,11 @@ func (b *buildah) authArgs() []string {
 	return args
 }
 
-// run runs buildah with args, each output line to the build log (and to
-// tail, the last lines, for failure messages). A stop of ctx terminates
-// buildah and what it runs (a process group), then kills it 10 s later.
-func (b *buildah) run(ctx context.Context, stdout io.Writer, args ...string) (tail []string, err error) {
+// run runs buildah with args, each output line to the build log (stdout to
+// the given writer instead, if any). A failure's error is buildah's own
+// last "Error: " line. A stop of ctx terminates buildah and what it runs (a
+// process group), then kills it 10 s later.
+func (b *buildah) run(ctx context.Context, stdout io.Writer, args ...string) error {
 	cmd := exec.Command("buildah", append(b.globalArgs(), args...)...)
 	cmd.Env = b.env
 	cmd.Dir = b.dir
@@ -187,7 +165,7 @@ func (b *buildah) run(ctx context.Context, stdout io.Writer, args ...string) (ta
 	}
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting buildah: %w", err)
+		return fmt.Errorf("starting buildah: %w", err)
 	}
 	done := make(chan struct{})
 	lines := make(chan []string, 1)
@@ -218,49 +196,54 @@ func (b *buildah) run(ctx context.Context, stdout io.Writer, args ...string) (ta
 		case <-done:
 		}
 	}()
-	err = cmd.Wait()
+	err := cmd.Wait()
 	close(done)
 	pw.Close()
-	tail = <-lines
+	tail := <-lines
 	if ctx.Err() != nil {
-		return tail, ctx.Err()
+		return ctx.Err()
 	}
 	if err != nil {
-		// buildah's own account of the failure is its last "Error: " line.
 		for i := len(tail) - 1; i >= 0; i-- {
 			if msg, ok := strings.CutPrefix(tail[i], "Error: "); ok {
-				return tail, errors.New(msg)
+				return errors.New(msg)
 			}
 		}
 	}
-	return tail, err
+	return err
+}
+
+// quiet is b with its output discarded, for the builder's own look-ups.
+func (b *buildah) quiet() *buildah {
+	q := *b
+	q.log = func(string) {}
+	return &q
 }
 
 // pull pulls image (through the registries configuration).
-func (b *buildah) pull(ctx context.Context, image string) ([]string, error) {
+func (b *buildah) pull(ctx context.Context, image string) error {
 	return b.run(ctx, nil, append(append([]string{"pull"}, b.authArgs()...), "--policy", "always", image)...)
 }
 
 // push pushes local to dest (docker://…) and returns the manifest digest
 // the registry stored.
-func (b *buildah) push(ctx context.Context, local, dest string) (string, []string, error) {
+func (b *buildah) push(ctx context.Context, local, dest string) (string, error) {
 	digestFile := filepath.Join(b.dir, "digest")
 	args := append(append([]string{"push"}, b.authArgs()...), "--format", "docker", "--digestfile", digestFile, local, "docker://"+dest)
-	tail, err := b.run(ctx, nil, args...)
-	if err != nil {
-		return "", tail, err
+	if err := b.run(ctx, nil, args...); err != nil {
+		return "", err
 	}
 	d, err := os.ReadFile(digestFile)
 	if err != nil {
-		return "", tail, fmt.Errorf("reading the pushed digest: %w", err)
+		return "", fmt.Errorf("reading the pushed digest: %w", err)
 	}
-	return strings.TrimSpace(string(d)), tail, nil
+	return strings.TrimSpace(string(d)), nil
 }
 
 // inspect returns the image's OCI config labels, user and the like.
 func (b *buildah) inspect(ctx context.Context, image string) (*imageInspect, error) {
 	var out strings.Builder
-	if _, err := b.run(ctx, &out, "inspect", "--type", "image", image); err != nil {
+	if err := b.run(ctx, &out, "inspect", "--type", "image", image); err != nil {
 		return nil, err
 	}
 	var ii imageInspect
@@ -272,8 +255,7 @@ func (b *buildah) inspect(ctx context.Context, image string) (*imageInspect, err
 
 // imageInspect is the part of `buildah inspect --type image` the builder reads.
 type imageInspect struct {
-	FromImageID string `json:"FromImageID"`
-	OCIv1       struct {
+	OCIv1 struct {
 		Config struct {
 			User   string            `json:"User"`
 			Env    []string          `json:"Env"`
@@ -287,9 +269,7 @@ type imageInspect struct {
 func (b *buildah) cleanup() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	quiet := *b
-	quiet.log = func(string) {}
-	_, _ = quiet.run(ctx, nil, "rm", "--all")
+	_ = b.quiet().run(ctx, nil, "rm", "--all")
 	for _, m := range mountsUnder(b.dir) {
 		_ = syscall.Unmount(m, syscall.MNT_DETACH)
 	}

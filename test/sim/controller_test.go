@@ -1274,3 +1274,40 @@ func TestControllerS2IWithoutSaveArtifacts(t *testing.T) {
 		}
 	}
 }
+
+// A Custom build is not run: the builder image is committed with the source
+// under /tmp/src and the build's environment and labels, and pushed.
+func TestControllerCustomBuild(t *testing.T) {
+	h := newCtrlHarness(t)
+	repo, head := gitRepo(t, map[string]string{"app.txt": "custom source\n"})
+	b := mkBuild("cu-1", "cu", 1, "", "")
+	b.Spec.Source = buildv1.BuildSource{Git: &buildv1.GitBuildSource{URI: repo, Ref: "main"}}
+	b.Spec.Strategy = buildv1.BuildStrategy{CustomStrategy: &buildv1.CustomBuildStrategy{
+		From: corev1.ObjectReference{Kind: "DockerImage", Name: h.reg + "/" + BaseImage},
+		Env:  []corev1.EnvVar{{Name: "BUILD_MODE", Value: "custom"}},
+	}}
+	b.Spec.Output.To = &corev1.ObjectReference{Kind: "DockerImage", Name: h.reg + "/ns/cu:latest"}
+	h.create(b)
+	done := h.waitPhase("cu-1", buildv1.BuildPhaseComplete)
+	img, err := pullImage(h.ctx, h.reg, b.Spec.Output.To.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := img.Digest(); done.Status.Output.To == nil || done.Status.Output.To.ImageDigest != d.String() {
+		t.Errorf("imageDigest %+v, registry %s", done.Status.Output.To, d)
+	}
+	files, _ := imageFiles(t, img)
+	if files["tmp/src/app.txt"] != "custom source\n" {
+		t.Errorf("/tmp/src/app.txt = %q", files["tmp/src/app.txt"])
+	}
+	cf, _ := img.ConfigFile()
+	if env := strings.Join(cf.Config.Env, " "); !strings.Contains(env, "BUILD_MODE=custom") || !strings.Contains(env, "OPENSHIFT_BUILD_NAME=cu-1") {
+		t.Errorf("env %s", env)
+	}
+	if cf.Config.Labels["io.openshift.build.commit.id"] != head {
+		t.Errorf("labels %v", cf.Config.Labels)
+	}
+	if log := h.log("cu-1"); !strings.Contains(log, "Custom build strategy: the sandbox does not run the builder image") {
+		t.Errorf("log:\n%s", log)
+	}
+}

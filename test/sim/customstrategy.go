@@ -15,14 +15,14 @@ import (
 // pushes that (test/sandbox/README.md lists the difference).
 func (e *executor) customBuild(ctx context.Context, bh *buildah, ctxDir string, env []kv) outcome {
 	cs := e.b.Spec.Strategy.CustomStrategy
-	if o, ok := e.pullBases(ctx, bh, []string{cs.From.Name}, cs.ForcePull); !ok {
+	if o, ok := e.pullBases(ctx, bh, []string{cs.From.Name}); !ok {
 		return o
 	}
 	e.logf("Custom build strategy: the sandbox does not run the builder image %s; it adds the source under /tmp/src and pushes the result", cs.From.Name)
 	start := time.Now()
 	var out strings.Builder
-	if _, err := bh.run(ctx, &out, "from", "--pull=false", "--name", "custom-build", cs.From.Name); err != nil {
-		return e.engineFailure(ctx, err)
+	if err := bh.run(ctx, &out, "from", "--pull=false", "--name", "custom-build", cs.From.Name); err != nil {
+		return e.stepFailure(ctx, buildv1.StatusReasonGenericBuildFailed, err)
 	}
 	infoEnv, labels := e.buildInfo()
 	config := []string{"config"}
@@ -38,20 +38,20 @@ func (e *executor) customBuild(ctx context.Context, bh *buildah, ctxDir string, 
 		{"commit", "--format", "docker", "custom-build", e.tag},
 	}
 	for _, args := range steps {
-		if _, err := bh.run(ctx, nil, args...); err != nil {
-			return e.engineFailure(ctx, err)
+		if err := bh.run(ctx, nil, args...); err != nil {
+			return e.stepFailure(ctx, buildv1.StatusReasonGenericBuildFailed, err)
 		}
 	}
 	e.stage(buildv1.StageBuild, buildv1.StepDockerBuild, start)
 	return e.pushOutput(ctx, bh)
 }
 
-// engineFailure is the outcome of a buildah step that failed for another
-// reason than the build's content.
-func (e *executor) engineFailure(ctx context.Context, err error) outcome {
+// stepFailure is the outcome of a builder step that failed with err: the
+// build fails with reason, unless the build was stopped (no outcome).
+func (e *executor) stepFailure(ctx context.Context, reason buildv1.StatusReason, err error) outcome {
 	if ctx.Err() != nil {
 		return outcome{}
 	}
 	e.logf("error: build error: %v", err)
-	return failed(buildv1.StatusReasonGenericBuildFailed)
+	return failed(reason)
 }

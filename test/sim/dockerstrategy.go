@@ -269,7 +269,7 @@ func (e *executor) dockerBuild(ctx context.Context, bh *buildah, ctxDir string, 
 		return failed(buildv1.StatusReasonManageDockerfileFailed)
 	}
 
-	if o, ok := e.pullBases(ctx, bh, bases, ds.ForcePull); !ok {
+	if o, ok := e.pullBases(ctx, bh, bases); !ok {
 		return o
 	}
 
@@ -292,24 +292,21 @@ func (e *executor) budAndPush(ctx context.Context, bh *buildah, dockerfile, ctxD
 	start := time.Now()
 	args := append([]string{"bud", "--isolation", "chroot", "--format", "docker", "--layers", "-f", dockerfile, "-t", e.tag}, bh.authArgs()...)
 	args = append(append(args, opts...), ctxDir)
-	if _, err := bh.run(ctx, nil, args...); err != nil {
-		if ctx.Err() != nil {
-			return outcome{}
-		}
-		e.logf("error: build error: %v", err)
-		return failed(failReason)
+	if err := bh.run(ctx, nil, args...); err != nil {
+		return e.stepFailure(ctx, failReason, err)
 	}
 	e.stage(buildv1.StageBuild, buildv1.StepDockerBuild, start)
 	return e.pushOutput(ctx, bh)
 }
 
 // pullBases pulls the images the build starts from, as the builder does
-// before it builds; a failure is PullBuilderImageFailed.
-func (e *executor) pullBases(ctx context.Context, bh *buildah, images []string, force bool) (outcome, bool) {
+// before it builds; a failure is PullBuilderImageFailed. forcePull changes
+// nothing: every build starts with empty storage, so each image is pulled.
+func (e *executor) pullBases(ctx context.Context, bh *buildah, images []string) (outcome, bool) {
 	start := time.Now()
 	for _, img := range images {
 		e.logf("Pulling image %s ...", img)
-		if _, err := bh.pull(ctx, img); err != nil {
+		if err := bh.pull(ctx, img); err != nil {
 			if ctx.Err() != nil {
 				return outcome{}, false
 			}
@@ -320,7 +317,6 @@ func (e *executor) pullBases(ctx context.Context, bh *buildah, images []string, 
 	if len(images) > 0 {
 		e.stage(buildv1.StagePullImages, buildv1.StepPullBaseImage, start)
 	}
-	_ = force // every build starts with empty storage: each base image is pulled
 	return outcome{}, true
 }
 
@@ -338,7 +334,7 @@ func (e *executor) pushOutput(ctx context.Context, bh *buildah) outcome {
 		return failed(buildv1.StatusReasonInvalidOutputReference)
 	}
 	e.logf("Pushing image %s ...", to.Name)
-	digest, _, err := bh.push(ctx, e.tag, dest.String())
+	digest, err := bh.push(ctx, e.tag, dest.String())
 	if err != nil {
 		if ctx.Err() != nil {
 			return outcome{}

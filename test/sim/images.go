@@ -2,17 +2,13 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/ocbuild/ocbuild/test/sim/baseimage"
 )
 
@@ -21,13 +17,14 @@ import (
 //   - OpenShift's internal registry: a reference on InternalRegistry
 //     (image-registry.openshift-image-registry.svc:5000/<ns>/<name>:<tag>) is
 //     pushed to and pulled from <registry>/<ns>/<name>:<tag>;
-//   - a pull-through mirror for every other registry, which the sandbox cannot
-//     reach: pulling <host>/<path>:<tag> reads <registry>/<host>/<path>:<tag>
-//     (see MirrorOf). Pushes to other registries are attempted for real (and
-//     fail offline with PushImageToRegistryFailed).
+//   - a mirror of the registries the sandbox cannot reach
+//     (MirroredRegistries): pulling <host>/<path>:<tag> reads
+//     <registry>/<host>/<path>:<tag> (see MirrorOf; buildah's
+//     registries.conf, buildah.go). Pushes to other registries are attempted
+//     for real.
 //
-// SeedImages pushes the images below, relative to the registry, and mirrors
-// of the UBI images the samples name (MirroredImages).
+// SeedImages publishes the base images under the names below, relative to
+// the registry, and as the mirrors of the external images they stand for.
 const (
 	InternalRegistry = "image-registry.openshift-image-registry.svc:5000"
 
@@ -73,15 +70,6 @@ func parseRef(image string, insecure bool) (name.Reference, error) {
 	return name.ParseReference(image, opts...)
 }
 
-// pullRef resolves an image to pull through the sandbox registry.
-func pullRef(registry, image string) (name.Reference, error) {
-	m, err := MirrorOf(registry, image)
-	if err != nil {
-		return nil, err
-	}
-	return parseRef(m, true)
-}
-
 // pushRef resolves an output image: the sandbox registry (directly or as the
 // internal registry) over plain http, any other registry as is.
 func pushRef(registry, image string) (name.Reference, error) {
@@ -98,16 +86,6 @@ func pushRef(registry, image string) (name.Reference, error) {
 		return parseRef(m, true)
 	}
 	return ref, nil
-}
-
-// pullImage fetches image (linux/amd64 from an index) through the sandbox
-// registry.
-func pullImage(ctx context.Context, registry, image string) (v1.Image, error) {
-	ref, err := pullRef(registry, image)
-	if err != nil {
-		return nil, err
-	}
-	return remote.Image(ref, remote.WithContext(ctx))
 }
 
 // Seed names: the locally built base images (package baseimage) are
@@ -146,22 +124,6 @@ func SeedImages(ctx context.Context, registry string, images []baseimage.Image) 
 		}
 	}
 	return nil
-}
-
-// isNotFound tells whether a registry error means the image does not exist.
-func isNotFound(err error) bool {
-	var te *transport.Error
-	if errors.As(err, &te) {
-		if te.StatusCode == http.StatusNotFound {
-			return true
-		}
-		for _, d := range te.Errors {
-			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // within reports whether p is inside root (both cleaned, absolute).

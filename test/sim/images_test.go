@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/ocbuild/ocbuild/test/sim/baseimage"
 )
 
@@ -181,4 +182,23 @@ func mustRef(t *testing.T, s string) name.Reference {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// pullRef resolves an image to pull through the sandbox registry.
+func pullRef(registry, image string) (name.Reference, error) {
+	m, err := MirrorOf(registry, image)
+	if err != nil {
+		return nil, err
+	}
+	return parseRef(m, true)
+}
+
+// pullImage fetches image (linux/amd64 from an index) through the sandbox
+// registry.
+func pullImage(ctx context.Context, registry, image string) (v1.Image, error) {
+	ref, err := pullRef(registry, image)
+	if err != nil {
+		return nil, err
+	}
+	return remote.Image(ref, remote.WithContext(ctx))
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -180,11 +181,16 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 		return nil, err
 	}
 	say := func(l string) { s.logf("%s", l); sb.Say(l) }
-	if err := sandbox.EnsurePackages(ctx, say, map[string]string{"buildah": "buildah"}); err != nil {
-		return nil, err
+	// One apt-get run for what the builds need: buildah, and what the base
+	// images are made with.
+	missing := baseimage.Prerequisites()
+	if _, err := exec.LookPath("buildah"); err != nil {
+		missing = append(missing, "buildah")
 	}
-	if err := baseimage.EnsurePrerequisites(ctx, say); err != nil {
-		return nil, err
+	if len(missing) > 0 {
+		if err := sandbox.AptInstall(ctx, say, missing...); err != nil {
+			return nil, err
+		}
 	}
 	images, err := baseimage.Build(ctx, baseimage.Options{
 		CacheDir: filepath.Join(sb.CacheDir(), "images"),

@@ -23,17 +23,17 @@ import (
 func (e *executor) sourceBuild(ctx context.Context, bh *buildah, ctxDir string, env []kv) outcome {
 	ss := e.b.Spec.Strategy.SourceStrategy
 	builderRef := ss.From.Name
-	if o, ok := e.pullBases(ctx, bh, []string{builderRef}, ss.ForcePull); !ok {
+	if o, ok := e.pullBases(ctx, bh, []string{builderRef}); !ok {
 		return o
 	}
 	bi, err := bh.inspect(ctx, builderRef)
 	if err != nil {
-		return e.engineFailure(ctx, err)
+		return e.stepFailure(ctx, buildv1.StatusReasonGenericBuildFailed, err)
 	}
 
 	var previous string
 	if to := e.b.Spec.Output.To; ss.Incremental != nil && *ss.Incremental && to != nil && to.Name != "" {
-		previous = e.previousWithArtifacts(ctx, bh, to.Name, ctxDir)
+		previous = e.previousWithArtifacts(ctx, bh, to.Name, ss.Scripts, ctxDir)
 		if ctx.Err() != nil {
 			return outcome{}
 		}
@@ -60,7 +60,7 @@ func (e *executor) sourceBuild(ctx context.Context, bh *buildah, ctxDir string, 
 
 	out := filepath.Join(e.work, "s2i")
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return e.engineFailure(ctx, err)
+		return e.stepFailure(ctx, buildv1.StatusReasonGenericBuildFailed, err)
 	}
 	e.log("Generating dockerfile with builder image " + builderRef)
 	res, err := s2i.Generate(ctx, s2i.Request{
@@ -96,12 +96,12 @@ func (e *executor) sourceBuild(ctx context.Context, bh *buildah, ctxDir string, 
 }
 
 // previousWithArtifacts returns image when it exists and has a save-artifacts
-// script (its own, or the source's .s2i/bin/save-artifacts); else it logs why
-// the build is a clean one and returns "".
-func (e *executor) previousWithArtifacts(ctx context.Context, bh *buildah, image, ctxDir string) string {
-	quiet := *bh
-	quiet.log = func(string) {}
-	if _, err := quiet.pull(ctx, image); err != nil {
+// script (where the generated Dockerfile's cached stage runs it from, or the
+// source's .s2i/bin/save-artifacts); else it logs why the build is a clean
+// one and returns "".
+func (e *executor) previousWithArtifacts(ctx context.Context, bh *buildah, image, scriptsURL, ctxDir string) string {
+	quiet := bh.quiet()
+	if err := quiet.pull(ctx, image); err != nil {
 		e.logf("Clean build will be performed because the previous image %s could not be pulled", image)
 		return ""
 	}
@@ -117,15 +117,15 @@ func (e *executor) previousWithArtifacts(ctx context.Context, bh *buildah, image
 		e.logf("Clean build will be performed because the previous image %s cannot be inspected", image)
 		return ""
 	}
-	script := path.Join(scriptsDir(pi.OCIv1.Config.Labels), "save-artifacts")
+	script := path.Join(s2i.ImageScriptsDir(scriptsURL, pi.OCIv1.Config.Labels), s2i.SaveArtifacts)
 	var name strings.Builder
-	if _, err := quiet.run(ctx, &name, "from", "--pull=false", image); err != nil {
+	if err := quiet.run(ctx, &name, "from", "--pull=false", image); err != nil {
 		return ""
 	}
 	ctr := strings.TrimSpace(name.String())
-	defer quiet.run(context.Background(), nil, "rm", ctr) //nolint:errcheck
+	defer func() { _ = quiet.run(context.Background(), nil, "rm", ctr) }()
 	var mnt strings.Builder
-	if _, err := quiet.run(ctx, &mnt, "mount", ctr); err != nil {
+	if err := quiet.run(ctx, &mnt, "mount", ctr); err != nil {
 		return ""
 	}
 	if _, err := os.Lstat(filepath.Join(strings.TrimSpace(mnt.String()), script)); err != nil {
@@ -133,15 +133,4 @@ func (e *executor) previousWithArtifacts(ctx context.Context, bh *buildah, image
 		return ""
 	}
 	return restoring()
-}
-
-// scriptsDir is the directory of an S2I image's scripts (its scripts-url
-// label; /usr/libexec/s2i by default).
-func scriptsDir(labels map[string]string) string {
-	// OpenShift reads only the current label, not io.s2i.scripts-url.
-	u := labels[s2i.ScriptsURLLabel]
-	if p, ok := strings.CutPrefix(u, "image://"); ok && strings.HasPrefix(p, "/") {
-		return path.Clean(p)
-	}
-	return "/usr/libexec/s2i"
 }

@@ -19,6 +19,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/ocbuild/ocbuild/test/sandbox"
 )
 
 // The python-311 root filesystem: Debian bookworm's apt variant with these
@@ -207,7 +208,7 @@ func buildPython(ctx context.Context, b *builder, stage string) (v1.Image, error
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("mmdebstrap %s: %w\n%s", strings.Join(args, " "), err, tail(out.String(), 40))
+		return nil, fmt.Errorf("mmdebstrap %s: %w\n%s", strings.Join(args, " "), err, sandbox.LastLines(out.String(), 40))
 	}
 
 	w, err := newLayerWriter(filepath.Join(stage, "rootfs.tar.gz"))
@@ -349,13 +350,4 @@ func skipRootfs(name string, h *tar.Header) bool {
 		}
 	}
 	return false
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }

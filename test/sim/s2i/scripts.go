@@ -16,6 +16,23 @@ import (
 // installScripts places assemble, run and save-artifacts in s2i's priority
 // order (see the package comment) and sets g.imageDir, g.uploaded and
 // g.res.Scripts.
+// ImageScriptsDir is the directory in the image that a script not uploaded
+// runs from: an image:// scriptsURL (sourceStrategy.scripts), else, when
+// there is no scriptsURL, an image:// io.openshift.s2i.scripts-url label
+// (OpenShift passes the label to s2i only then), else DefaultScriptsDir.
+// Generate refuses a directory that is empty or not absolute.
+func ImageScriptsDir(scriptsURL string, labels map[string]string) string {
+	if d, ok := strings.CutPrefix(scriptsURL, "image://"); ok {
+		return d
+	}
+	if scriptsURL == "" {
+		if d, ok := strings.CutPrefix(labels[ScriptsURLLabel], "image://"); ok {
+			return d
+		}
+	}
+	return DefaultScriptsDir
+}
+
 func (g *gen) installScripts(ctx context.Context) error {
 	b := g.r.Builder
 	g.uploaded = map[string]bool{}
@@ -32,13 +49,7 @@ func (g *gen) installScripts(ctx context.Context) error {
 				b.Image, DeprecatedScriptsURLLabel, b.Labels[DeprecatedScriptsURLLabel], DefaultScriptsDir)
 		}
 	}
-	g.imageDir = DefaultScriptsDir
-	switch {
-	case strings.HasPrefix(g.r.ScriptsURL, "image://"):
-		g.imageDir = strings.TrimPrefix(g.r.ScriptsURL, "image://")
-	case strings.HasPrefix(labelURL, "image://"):
-		g.imageDir = strings.TrimPrefix(labelURL, "image://")
-	}
+	g.imageDir = ImageScriptsDir(g.r.ScriptsURL, b.Labels)
 	if g.imageDir == "" || !path.IsAbs(g.imageDir) {
 		return failf(ReasonInstallScriptsFailed, "scripts URL %q names no absolute directory in the image", firstNonEmpty(g.r.ScriptsURL, labelURL))
 	}

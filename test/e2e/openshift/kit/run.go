@@ -19,22 +19,37 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
-// Unpack writes the flattened root filesystem of ref (plain-http registry)
-// into dir. Every entry must stay inside dir: a path or hard link that
-// leaves it is an error; symbolic links are written as they are (they are
-// resolved inside the image's root only when something runs chrooted).
-func Unpack(ctx context.Context, ref, dir string, opts ...remote.Option) error {
+// pull reads the image ref (plain-http registry) with opts.
+func pull(ctx context.Context, ref string, opts ...remote.Option) (v1.Image, error) {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	img, err := remote.Image(r, append([]remote.Option{remote.WithContext(ctx)}, opts...)...)
 	if err != nil {
-		return fmt.Errorf("pulling %s: %w", ref, err)
+		return nil, fmt.Errorf("pulling %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+// Unpack writes the flattened root filesystem of ref (plain-http registry)
+// into dir and returns the image's configuration. Every entry must stay
+// inside dir: a path or hard link that leaves it is an error; symbolic
+// links are written as they are (they are resolved inside the image's root
+// only when something runs chrooted).
+func Unpack(ctx context.Context, ref, dir string, opts ...remote.Option) (*v1.ConfigFile, error) {
+	img, err := pull(ctx, ref, opts...)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("%s: config: %w", ref, err)
 	}
 	rc := mutate.Extract(img)
 	defer rc.Close()
@@ -42,53 +57,53 @@ func Unpack(ctx context.Context, ref, dir string, opts ...remote.Option) error {
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			return nil
+			return cf, nil
 		}
 		if err != nil {
-			return fmt.Errorf("unpacking %s: %w", ref, err)
+			return nil, fmt.Errorf("unpacking %s: %w", ref, err)
 		}
 		target, err := inside(dir, h.Name)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		mode := os.FileMode(h.Mode).Perm()
 		switch h.Typeflag {
 		case tar.TypeDir:
 			if err := os.MkdirAll(target, 0o755); err != nil {
-				return err
+				return nil, err
 			}
 			_ = os.Chmod(target, mode)
 		case tar.TypeReg:
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
+				return nil, err
 			}
 			f, err := os.OpenFile(target, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			_, err = io.Copy(f, tr)
 			if cerr := f.Close(); err == nil {
 				err = cerr
 			}
 			if err != nil {
-				return err
+				return nil, err
 			}
 		case tar.TypeSymlink:
 			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-				return err
+				return nil, err
 			}
 			_ = os.Remove(target)
 			if err := os.Symlink(h.Linkname, target); err != nil {
-				return err
+				return nil, err
 			}
 		case tar.TypeLink:
 			src, err := inside(dir, h.Linkname)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			_ = os.Remove(target)
 			if err := os.Link(src, target); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		_ = os.Lchown(target, h.Uid, h.Gid)
@@ -107,19 +122,15 @@ func inside(dir, p string) (string, error) {
 	return target, nil
 }
 
-// Start runs the image's entrypoint and command chrooted into its unpacked
-// root filesystem rootfs (Unpack), as the image's user, in its working
-// directory, with its environment plus env: enough for a static binary,
-// without a container runtime (the sandbox has none). It needs root.
-func Start(ctx context.Context, ref, rootfs string, env []string, out io.Writer) (*exec.Cmd, error) {
-	cfgImg, err := Inspect(ctx, ref)
-	if err != nil {
-		return nil, err
-	}
-	c := cfgImg.Config.Config
+// Start runs the entrypoint and command of an image's configuration c
+// chrooted into its unpacked root filesystem rootfs (Unpack), as the
+// image's user, in its working directory, with its environment plus env:
+// enough for a static binary, without a container runtime (the sandbox has
+// none). It needs root.
+func Start(ctx context.Context, c v1.Config, rootfs string, env []string, out io.Writer) (*exec.Cmd, error) {
 	argv := append(append([]string(nil), c.Entrypoint...), c.Cmd...)
 	if len(argv) == 0 {
-		return nil, fmt.Errorf("%s has neither an entrypoint nor a command", ref)
+		return nil, errors.New("the image has neither an entrypoint nor a command")
 	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Path = argv[0]
@@ -130,13 +141,13 @@ func Start(ctx context.Context, ref, rootfs string, env []string, out io.Writer)
 	}
 	cred, err := credential(c.User)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
+		return nil, err
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: rootfs, Credential: cred}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s of %s: %w", argv[0], ref, err)
+		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
 	}
 	return cmd, nil
 }
@@ -174,7 +185,8 @@ func Serve(ctx context.Context, ref, urlPath string) (body, output string, err e
 	if err := os.Chmod(rootfs, 0o755); err != nil {
 		return "", "", err
 	}
-	if err := Unpack(ctx, ref, rootfs); err != nil {
+	cf, err := Unpack(ctx, ref, rootfs)
+	if err != nil {
 		return "", "", err
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -187,9 +199,9 @@ func Serve(ctx context.Context, ref, urlPath string) (body, output string, err e
 	w := &lockedBuilder{b: &printed}
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd, err := Start(rctx, ref, rootfs, []string{"PORT=" + strconv.Itoa(port)}, w)
+	cmd, err := Start(rctx, cf.Config, rootfs, []string{"PORT=" + strconv.Itoa(port)}, w)
 	if err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("running %s: %w", ref, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -243,13 +255,9 @@ func (l *lockedBuilder) String() string {
 // ReadFile returns the content of the regular file p in ref's flattened
 // root filesystem.
 func ReadFile(ctx context.Context, ref, p string, opts ...remote.Option) ([]byte, error) {
-	r, err := name.ParseReference(ref, name.Insecure)
+	img, err := pull(ctx, ref, opts...)
 	if err != nil {
 		return nil, err
-	}
-	img, err := remote.Image(r, append([]remote.Option{remote.WithContext(ctx)}, opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("pulling %s: %w", ref, err)
 	}
 	rc := mutate.Extract(img)
 	defer rc.Close()
@@ -281,17 +289,13 @@ func ByDigest(ref, digest string) string {
 // Copy copies the image src (plain-http registry, anonymous) to dst with
 // dstOpts (e.g. credentials).
 func Copy(ctx context.Context, src, dst string, dstOpts ...remote.Option) error {
-	s, err := name.ParseReference(src, name.Insecure)
+	img, err := pull(ctx, src)
 	if err != nil {
 		return err
 	}
 	d, err := name.ParseReference(dst, name.Insecure)
 	if err != nil {
 		return err
-	}
-	img, err := remote.Image(s, remote.WithContext(ctx))
-	if err != nil {
-		return fmt.Errorf("pulling %s: %w", src, err)
 	}
 	if err := remote.Write(d, img, append([]remote.Option{remote.WithContext(ctx)}, dstOpts...)...); err != nil {
 		return fmt.Errorf("pushing %s: %w", dst, err)
