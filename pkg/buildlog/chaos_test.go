@@ -200,10 +200,11 @@ func TestHarshChaosOneSecondLogEndsComplete(t *testing.T) {
 // Once streams are seen cut that far, a couple of such reads is not proof.
 func TestRepeatedCutsAtThePositionAreNotTheEnd(t *testing.T) {
 	lines, want := oneSecondLog(20)
-	// Five lines printed; a cut before the position shows streams are
-	// cut; then strongerProof-1 clean ends exactly at the position.
+	// Five lines printed by a read that ended cleanly; a cut before the
+	// position shows streams are cut; then clean ends exactly at the
+	// position: strongerProof-1 of them with the first read.
 	cuts := []int{5, 2}
-	for range strongerProof - 1 {
+	for range strongerProof - 2 {
 		cuts = append(cuts, 5)
 	}
 	nl := &noteLog{lines: lines, at: -1, cuts: cuts}
