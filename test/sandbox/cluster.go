@@ -186,7 +186,10 @@ func writeKubeconfig(path, server string, caData []byte, token, user, namespace 
 func (sb *Sandbox) startControllerManager(ctx context.Context) error {
 	args := []string{
 		"--kubeconfig=" + sb.KubeconfigPath,
-		"--controllers=garbagecollector,serviceaccount,namespace",
+		// clusterrole-aggregation fills `admin`, `edit` and `view` from
+		// the ClusterRoles labelled aggregate-to-* (ocbuild's and
+		// Shipwright's); without it they have no rules.
+		"--controllers=garbagecollector,serviceaccount,namespace,clusterrole-aggregation",
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--use-service-account-credentials=false",

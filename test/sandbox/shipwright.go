@@ -24,9 +24,11 @@ import (
 const ShipwrightNamespace = "shipwright-build"
 
 // shipwrightRBAC are the manifests of shipwright-io/build's deploy/ that give
-// the controller its identity and permissions (the Deployment and the
+// the controller its identity and permissions, and users theirs: the
+// ClusterRoles aggregated into `edit` and `view` (the Deployment and the
 // webhook are left out).
-var shipwrightRBAC = []string{"100-namespace.yaml", "200-role.yaml", "300-rolebinding.yaml", "400-serviceaccount.yaml"}
+var shipwrightRBAC = []string{"100-namespace.yaml", "200-role.yaml", "300-rolebinding.yaml", "400-serviceaccount.yaml",
+	"clusterrole-aggregate-edit.yaml", "clusterrole-aggregate-view.yaml"}
 
 // installShipwrightRBAC applies Shipwright's own namespace, service account,
 // roles and bindings, and writes a kubeconfig holding a token of that

@@ -12,6 +12,7 @@ import (
 
 	buildv1 "github.com/openshift/api/build/v1"
 	buildv1beta1 "github.com/shipwright-io/build/pkg/apis/build/v1beta1"
+	shipwrightclient "github.com/shipwright-io/build/pkg/client/clientset/versioned"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -157,6 +158,12 @@ func createBuild(t *testing.T, b *buildv1beta1.Build) *buildv1beta1.Build {
 // createBuildRun starts a BuildRun of build; mutate may change it first.
 func createBuildRun(t *testing.T, ns, build string, mutate ...func(*buildv1beta1.BuildRun)) *buildv1beta1.BuildRun {
 	t.Helper()
+	return createBuildRunAs(t, sb.Shipwright, ns, build, mutate...)
+}
+
+// createBuildRunAs is createBuildRun with the client of a given user.
+func createBuildRunAs(t *testing.T, client shipwrightclient.Interface, ns, build string, mutate ...func(*buildv1beta1.BuildRun)) *buildv1beta1.BuildRun {
+	t.Helper()
 	br := &buildv1beta1.BuildRun{
 		ObjectMeta: metav1.ObjectMeta{Name: build + "-" + rand.String(5), Namespace: ns},
 		Spec:       buildv1beta1.BuildRunSpec{Build: buildv1beta1.ReferencedBuild{Name: ptr.To(build)}},
@@ -164,7 +171,7 @@ func createBuildRun(t *testing.T, ns, build string, mutate ...func(*buildv1beta1
 	for _, m := range mutate {
 		m(br)
 	}
-	created, err := sb.Shipwright.ShipwrightV1beta1().BuildRuns(ns).Create(testContext(t, time.Minute), br, metav1.CreateOptions{})
+	created, err := client.ShipwrightV1beta1().BuildRuns(ns).Create(testContext(t, time.Minute), br, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
