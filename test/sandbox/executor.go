@@ -76,9 +76,12 @@ type Executor struct {
 	// server returns the URL and CA steps' kubeconfigs point at.
 	server func() (string, []byte)
 	// path is steps' PATH.
-	path   string
-	log    *zap.SugaredLogger
-	logOut io.Writer
+	path string
+	// gitConfig is the steps' system git configuration (the image's
+	// /etc/gitconfig): the git server's aliases (Options.GitAliases).
+	gitConfig string
+	log       *zap.SugaredLogger
+	logOut    io.Writer
 
 	podLister corelisters.PodLister
 	ctx       context.Context
@@ -122,16 +125,17 @@ func (sb *Sandbox) startExecutor(ctx, runCtx context.Context) error {
 		return err
 	}
 	e := &Executor{
-		kube:   sb.Kube,
-		tekton: sb.Tekton,
-		dir:    filepath.Join(sb.Dir, "taskruns"),
-		images: images,
-		server: server,
-		path:   sb.bins.ToolsDir + string(os.PathListSeparator) + os.Getenv("PATH"),
-		logOut: logFile,
-		seen:   map[types.UID]bool{},
-		runs:   map[types.UID]*run{},
-		pods:   map[string]*run{},
+		kube:      sb.Kube,
+		tekton:    sb.Tekton,
+		dir:       filepath.Join(sb.Dir, "taskruns"),
+		images:    images,
+		server:    server,
+		path:      sb.bins.ToolsDir + string(os.PathListSeparator) + os.Getenv("PATH"),
+		gitConfig: sb.gitConfig,
+		logOut:    logFile,
+		seen:      map[types.UID]bool{},
+		runs:      map[types.UID]*run{},
+		pods:      map[string]*run{},
 	}
 	var logOut io.Writer = logFile
 	if sb.opts.ExecutorLog != nil {
@@ -876,6 +880,9 @@ func (r *run) runStep(ctx context.Context, i int, step v1.Step, w *waiter) (exit
 		argv = argv[1:]
 	}
 	procEnv := append(minimalEnv(), "PATH="+r.e.path, "HOME="+filepath.Join(r.dir, "home"), "KUBECONFIG="+filepath.Join(r.dir, "kubeconfig"))
+	if r.e.gitConfig != "" {
+		procEnv = append(procEnv, "GIT_CONFIG_SYSTEM="+r.e.gitConfig)
+	}
 	for _, ev := range env {
 		procEnv = append(procEnv, ev.Name+"="+paths.rewrite(ev.Value))
 	}

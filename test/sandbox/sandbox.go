@@ -82,6 +82,12 @@ type Options struct {
 	// MoreRepos are further such directories (e.g. the repository's
 	// samples/apps); a repository name may appear only once in all.
 	MoreRepos []string
+	// GitAliases map public repository URLs the sandbox cannot reach to
+	// repositories of its git server (URL → name), for the steps' git:
+	// url.<git server>/<name>.git.insteadOf <URL> in their system git
+	// config. (The simulator's builders find a repository of the same
+	// name on their own.)
+	GitAliases map[string]string
 	// StepVersion is stamped into the ocbuild binary (-X main.version).
 	// Default: "v0.0.0-sandbox".
 	StepVersion string
@@ -150,6 +156,9 @@ type Sandbox struct {
 	FrontDoor *FrontDoor
 	// Executor runs TaskRuns.
 	Executor *Executor
+
+	// gitConfig is the steps' system git configuration file.
+	gitConfig string
 
 	etcd     *embed.Etcd
 	children []*child

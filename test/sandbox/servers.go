@@ -9,12 +9,14 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/cgi"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -187,7 +189,30 @@ func (sb *Sandbox) startGitServer(context.Context) error {
 		return err
 	}
 	sb.GitURL = "http://" + addr
-	return nil
+	return sb.writeGitAliases()
+}
+
+// writeGitAliases writes the steps' system git configuration with an
+// insteadOf rule per Options.GitAliases entry.
+func (sb *Sandbox) writeGitAliases() error {
+	if len(sb.opts.GitAliases) == 0 {
+		return nil
+	}
+	var cfg strings.Builder
+	for _, u := range slices.Sorted(maps.Keys(sb.opts.GitAliases)) {
+		name := sb.opts.GitAliases[u]
+		if _, ok := sb.RepoHeads[name]; !ok {
+			return fmt.Errorf("git alias %s: the git server has no repository %q", u, name)
+		}
+		fmt.Fprintf(&cfg, "[url %q]\n\tinsteadOf = %s\n", sb.GitRepoURL(name), u)
+		if !strings.HasSuffix(u, ".git") {
+			// The longest match wins: <URL>.git must not become
+			// <name>.git.git.
+			fmt.Fprintf(&cfg, "\tinsteadOf = %s.git\n", u)
+		}
+	}
+	sb.gitConfig = filepath.Join(sb.Dir, "gitconfig")
+	return os.WriteFile(sb.gitConfig, []byte(cfg.String()), 0o644)
 }
 
 // GitRepoURL is the clone URL of a sample repository.

@@ -49,6 +49,9 @@ type ControllerOptions struct {
 	GitURL string
 	// WorkDir holds the builds' working directories.
 	WorkDir string
+	// BuildDefaults is the cluster's build defaults environment: a build
+	// gets each variable its strategy env does not set.
+	BuildDefaults []corev1.EnvVar
 	// Out receives the controller's own diagnostics (nil: discarded).
 	Out io.Writer
 }

@@ -65,6 +65,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -153,6 +154,22 @@ func strategyEnv(b *buildv1.Build) []corev1.EnvVar {
 		return s.JenkinsPipelineStrategy.Env
 	}
 	return nil
+}
+
+// withDefaults adds to env each build default it does not set, as
+// OpenShift's build defaults do when the build pod is made (the Build
+// object keeps its own env).
+func withDefaults(env, defaults []corev1.EnvVar) []corev1.EnvVar {
+	if len(defaults) == 0 {
+		return env
+	}
+	out := slices.Clone(env)
+	for _, d := range defaults {
+		if !slices.ContainsFunc(env, func(e corev1.EnvVar) bool { return e.Name == d.Name }) {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // readKnobs returns the knobs of b, and a description of a malformed one.
@@ -308,7 +325,7 @@ func (e *executor) run(ctx context.Context) outcome {
 		return failed(k.fail)
 	}
 
-	env, err := e.c.resolveEnv(ctx, e.b.Namespace, strategyEnv(e.b))
+	env, err := e.c.resolveEnv(ctx, e.b.Namespace, withDefaults(strategyEnv(e.b), e.c.o.BuildDefaults))
 	if err != nil {
 		e.logf("error: %v", err)
 		return failed(buildv1.StatusReasonUnresolvableEnvironmentVariable)

@@ -14,6 +14,7 @@ import (
 
 	buildclient "github.com/openshift/client-go/build/clientset/versioned"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -38,6 +39,22 @@ type Options struct {
 	// build API, controller and executor messages). Default: the file
 	// logs/simulator.log in the sandbox directory.
 	Out io.Writer
+	// BuildDefaults returns the cluster's build defaults environment
+	// (OpenShift's build.config.openshift.io/cluster
+	// spec.buildDefaults.env), given the started sandbox: every build's
+	// environment gets each variable it does not set itself. E.g.
+	// PackageIndexDefaults.
+	BuildDefaults func(sb *sandbox.Sandbox) []corev1.EnvVar
+}
+
+// PackageIndexDefaults are build defaults that point pip at the sandbox's
+// package index, as a platform points builds at its proxy or mirror.
+func PackageIndexDefaults(sb *sandbox.Sandbox) []corev1.EnvVar {
+	u, err := url.Parse(sb.PackageIndexURL)
+	if err != nil {
+		return nil
+	}
+	return []corev1.EnvVar{{Name: "PIP_INDEX_URL", Value: sb.PackageIndexURL}, {Name: "PIP_TRUSTED_HOST", Value: u.Hostname()}}
 }
 
 // Sim is the OpenShift Build API simulator. Plug it into the sandbox with
@@ -203,6 +220,10 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 		return nil, fmt.Errorf("seeding the registry: %w", err)
 	}
 
+	var buildDefaults []corev1.EnvVar
+	if s.opts.BuildDefaults != nil {
+		buildDefaults = s.opts.BuildDefaults(sb)
+	}
 	workDir := filepath.Join(sb.Dir, "sim")
 	sources := NewSources(filepath.Join(workDir, "sources"))
 	ctrl := NewController(ControllerOptions{
@@ -213,6 +234,7 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 		InsecureRegistries: []string{sb.AuthRegistry},
 		GitURL:             sb.GitURL,
 		WorkDir:            workDir,
+		BuildDefaults:      buildDefaults,
 		Out:                sharedOut,
 	})
 	end := make(chan struct{})

@@ -1,7 +1,10 @@
-// Command sandbox runs the ocbuild sandbox in the foreground (`make sandbox`):
-// a local kube-apiserver with etcd and kube-controller-manager, the Shipwright
-// and Tekton CRDs, the real Shipwright build controller, an OCI registry, a
-// git server and a TaskRun executor. Ctrl-C stops everything.
+// Command sandbox runs the ocbuild playground in the foreground (`make
+// sandbox`): the sandbox cluster (kube-apiserver with etcd,
+// kube-controller-manager, the Shipwright and Tekton CRDs, the real Shipwright
+// build controller, registries, a git server, a package index and the TaskRun
+// executor) with the OpenShift Build API simulator, the shipped strategies and
+// the samples' namespace, so that samples/*.yaml apply unchanged (see
+// package playground). Ctrl-C stops everything and exits 0.
 package main
 
 import (
@@ -13,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ocbuild/ocbuild/test/playground"
 	"github.com/ocbuild/ocbuild/test/sandbox"
+	"github.com/ocbuild/ocbuild/test/sim"
 )
 
 func main() {
@@ -24,25 +29,46 @@ func main() {
 	flag.Var(&ocbuildImages, "ocbuild-image", "further image name run as the ocbuild step binary (repeatable)")
 	flag.Parse()
 
+	// Ctrl-C is read from the terminal rather than taken as SIGINT: make,
+	// which runs this, would otherwise get the signal too and report an
+	// error however cleanly the sandbox stops.
+	keys, restore := interruptKeys()
+	defer restore()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		select {
+		case <-keys:
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 
 	start := time.Now()
-	sb, err := sandbox.Start(ctx, sandbox.Options{
+	p, err := playground.Start(ctx, playground.Options{
 		Dir:             *dir,
+		Out:             os.Stdout,
 		KeepPodOnCancel: *keepPod,
 		StepVersion:     *stepVersion,
 		OcbuildImages:   ocbuildImages,
-		ExecutorLog:     os.Stdout,
 	})
 	if err != nil {
+		restore()
+		if ctx.Err() != nil {
+			fmt.Println("stopped before the sandbox was up")
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(1)
 	}
+	sb := p.Sandbox
 	fmt.Printf("\n%s", sb.Summary())
-	fmt.Printf("  images run by the executor %s and %s (ocbuild), %s (Shipwright's git step), %s (command[0] from the host)\n",
-		sandbox.ShippedOcbuildImage, sandbox.OcbuildImage, sandbox.GitImage, sandbox.HostImage)
-	fmt.Printf("\nstarted in %s. Try: KUBECONFIG=%s kubectl get clusterbuildstrategies,builds,buildruns,taskruns,pods -A\n", time.Since(start).Round(time.Second), sb.KubeconfigPath)
+	fmt.Printf("  images run by the executor %s and %s (ocbuild), %s (Shipwright's git step), %s (command[0] from the host); builder images: %s, %s, %s\n",
+		sandbox.ShippedOcbuildImage, sandbox.OcbuildImage, sandbox.GitImage, sandbox.HostImage,
+		sim.BaseImage, sim.PythonBuilderImage, sim.GolangBuilderImage)
+	fmt.Printf("  %s is served as %s (the samples' source); %s/<namespace>/<name> is the sandbox registry\n",
+		playground.SamplesGitURL, sb.GitRepoURL("ocbuild"), sim.InternalRegistry)
+	fmt.Printf("\nstarted in %s. %s", time.Since(start).Round(time.Second), p.TryThis())
 	fmt.Println("Press Ctrl-C to stop.")
 
 	failed := make(chan error, 1)
@@ -64,7 +90,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		code = 1
 	}
-	sb.Stop()
+	p.Stop()
+	restore()
 	fmt.Println("stopped")
 	os.Exit(code)
 }

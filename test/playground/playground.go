@@ -1,0 +1,157 @@
+// Package playground starts the sandbox as `make sandbox` offers it to
+// people: the OpenShift Build API simulator behind the front door, the
+// shipped strategies and the namespace the samples use with its RBAC, and a
+// git server and registries that let samples/*.yaml apply unchanged. The
+// samples clone https://github.com/ocbuild/ocbuild, which the sandbox cannot
+// reach: the git server serves this checkout's samples/ as repository
+// `ocbuild`, and the steps' git config rewrites the URL to it. They push to
+// OpenShift's internal registry, which the simulator's builders map to the
+// sandbox registry, and the Flask sample's pip reads the sandbox's package
+// index through the cluster's build defaults, as a platform would point
+// builds at its mirror.
+package playground
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
+	"github.com/ocbuild/ocbuild/test/sandbox"
+	"github.com/ocbuild/ocbuild/test/sim"
+)
+
+// SamplesNamespace is the namespace the samples' output images name.
+const SamplesNamespace = "ocbuild-samples"
+
+// SamplesGitURL is the repository the samples build from.
+const SamplesGitURL = "https://github.com/ocbuild/ocbuild"
+
+// samplesRepo is the git server's name for SamplesGitURL.
+const samplesRepo = "ocbuild"
+
+// Options configure Start; the fields are sandbox.Options'.
+type Options struct {
+	Dir             string
+	Out             io.Writer
+	KeepPodOnCancel bool
+	StepVersion     string
+	OcbuildImages   []string
+	ExecutorLog     io.Writer
+}
+
+// Playground is a started sandbox ready for the samples.
+type Playground struct {
+	Sandbox *sandbox.Sandbox
+	Sim     *sim.Sim
+	// Root is the ocbuild checkout.
+	Root  string
+	repos string
+}
+
+// Start starts the playground; the caller must call Stop.
+func Start(ctx context.Context, o Options) (*Playground, error) {
+	root, err := kit.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	repos, err := os.MkdirTemp("", "ocbuild-playground-repos-")
+	if err != nil {
+		return nil, err
+	}
+	p := &Playground{Root: root, repos: repos}
+	if err := copyDir(filepath.Join(root, "samples"), filepath.Join(repos, samplesRepo, "samples")); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("preparing repository %s: %w", samplesRepo, err)
+	}
+	p.Sim = sim.New(sim.Options{BuildDefaults: sim.PackageIndexDefaults})
+	p.Sandbox, err = sandbox.Start(ctx, sandbox.Options{
+		Dir:             o.Dir,
+		Out:             o.Out,
+		KeepPodOnCancel: o.KeepPodOnCancel,
+		StepVersion:     o.StepVersion,
+		OcbuildImages:   o.OcbuildImages,
+		ExecutorLog:     o.ExecutorLog,
+		FrontDoor:       p.Sim.FrontDoor(),
+		MoreRepos:       []string{filepath.Join(root, "samples", "apps"), repos},
+		GitAliases:      map[string]string{SamplesGitURL: samplesRepo},
+	})
+	if err != nil {
+		p.Stop()
+		return nil, err
+	}
+	sb := p.Sandbox
+	if err := kit.InstallStrategies(ctx, sb.AdminConfig, root); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("installing strategies/: %w", err)
+	}
+	if err := sb.CreateNamespace(ctx, SamplesNamespace); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("creating namespace %s: %w", SamplesNamespace, err)
+	}
+	if err := kit.InstallNamespaceRBAC(ctx, sb.AdminConfig, root, SamplesNamespace); err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("installing strategies/rbac/namespace in %s: %w", SamplesNamespace, err)
+	}
+	sb.Say(fmt.Sprintf("%-24s strategies/ and strategies/rbac/namespace in namespace %s", "ocbuild installed", SamplesNamespace))
+	return p, nil
+}
+
+// Stop stops the sandbox and removes what Start made outside its state
+// directory.
+func (p *Playground) Stop() {
+	if p.Sandbox != nil {
+		p.Sandbox.Stop()
+	}
+	_ = os.RemoveAll(p.repos)
+}
+
+// TryThis is the block of commands a newcomer can paste, run from the
+// checkout's root.
+func (p *Playground) TryThis() string {
+	sb := p.Sandbox
+	ns := SamplesNamespace
+	lines := []string{
+		"export KUBECONFIG=" + sb.KubeconfigPath,
+		"kubectl apply  -n " + ns + " -f samples/go-hello-docker/build.yaml",
+		"kubectl create -n " + ns + " -f samples/go-hello-docker/buildrun.yaml",
+		"kubectl get buildruns.shipwright.io -n " + ns + " -w              # until SUCCEEDED is True (Ctrl-C)",
+		"kubectl get builds.build.openshift.io -n " + ns + "              # the OpenShift builds ocbuild ran",
+		"kubectl get buildruns.shipwright.io -n " + ns + " -o jsonpath='{range .items[*]}{.metadata.name} {.status.output.digest}{\"\\n\"}{end}'",
+		"kubectl apply  -n " + ns + " -f samples/flask-s2i/build.yaml && kubectl create -n " + ns + " -f samples/flask-s2i/buildrun.yaml",
+		"tail -f " + filepath.Join(sb.Dir, "taskruns") + "/" + ns + "/*/logs/openshift-build.log   # the step logs",
+	}
+	return "Try this (from " + p.Root + "):\n  " + strings.Join(lines, "\n  ") + "\n"
+}
+
+// copyDir copies the regular files of src to dst; symlinks are skipped.
+func copyDir(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case !d.Type().IsRegular():
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, info.Mode().Perm())
+	})
+}
