@@ -80,6 +80,7 @@ type binaries struct {
 	KubeAPIServer         string
 	KubeControllerManager string
 	Shipwright            string
+	ShipwrightWebhook     string
 	Git                   string
 	Ocbuild               string
 	// ToolsDir holds tools put on steps' PATH (git-lfs, which Shipwright's
@@ -95,6 +96,7 @@ var componentPackages = []string{
 	"k8s.io/kubernetes/cmd/kube-controller-manager",
 	"github.com/shipwright-io/build/cmd/git",
 	"./cmd/sandbox-shipwright",
+	"./cmd/sandbox-shipwright-webhook",
 }
 
 // buildBinaries builds (or, with a warm Go build cache, merely re-links or
@@ -127,7 +129,7 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 	sort.Strings(extraPkgs)
 
 	start := time.Now()
-	o.printf("building kube-apiserver, kube-controller-manager, the Shipwright controller, its git step and git-lfs, and the ocbuild step (the first run compiles Kubernetes: several minutes)…\n")
+	o.printf("building kube-apiserver, kube-controller-manager, the Shipwright controller, its conversion webhook and git step, git-lfs, and the ocbuild step (the first run compiles Kubernetes: several minutes)…\n")
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(30 * time.Second)
@@ -172,6 +174,7 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 		KubeAPIServer:         filepath.Join(binDir, "kube-apiserver"),
 		KubeControllerManager: filepath.Join(binDir, "kube-controller-manager"),
 		Shipwright:            filepath.Join(binDir, "sandbox-shipwright"),
+		ShipwrightWebhook:     filepath.Join(binDir, "sandbox-shipwright-webhook"),
 		Git:                   filepath.Join(binDir, "git"),
 		Ocbuild:               filepath.Join(binDir, "ocbuild"),
 		ToolsDir:              toolsDir,

@@ -207,8 +207,10 @@ func (sb *Sandbox) startControllerManager(ctx context.Context) error {
 	})
 }
 
-// installCRDs applies Shipwright's deploy/crds and Tekton's config/300-crds,
-// read from the module cache, and waits until they are established.
+// installCRDs applies Shipwright's deploy/crds (converting through the
+// sandbox's webhook) and Tekton's config/300-crds, read from the module
+// cache, and waits until they are established and Shipwright's v1alpha1
+// converts.
 func (sb *Sandbox) installCRDs(ctx context.Context) error {
 	var files []string
 	for _, src := range []struct{ module, dir string }{
@@ -243,13 +245,17 @@ func (sb *Sandbox) installCRDs(ctx context.Context) error {
 			return err
 		}
 		for _, crd := range crds {
+			sb.useShipwrightWebhook(crd)
 			if _, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil {
 				return fmt.Errorf("creating CRD %s from %s: %w", crd.Name, f, err)
 			}
 			names = append(names, crd.Name)
 		}
 	}
-	return WaitEstablished(ctx, client, names...)
+	if err := WaitEstablished(ctx, client, names...); err != nil {
+		return err
+	}
+	return sb.waitShipwrightConversion(ctx)
 }
 
 // WaitEstablished waits (up to a minute each) until the named CRDs are

@@ -1,9 +1,9 @@
 // Package sandbox starts a local stand-in for a Kubernetes cluster running
 // Shipwright: embedded etcd, kube-apiserver and kube-controller-manager built
 // from k8s.io/kubernetes, the Shipwright and Tekton CRDs, the real Shipwright
-// build controller, an OCI registry, a git server, and a TaskRun executor that
-// plays Tekton's controller and the kubelet by running steps as local
-// processes. Everything listens on loopback, on free ports.
+// build controller and conversion webhook, an OCI registry, a git server, and
+// a TaskRun executor that plays Tekton's controller and the kubelet by running
+// steps as local processes. Everything listens on loopback, on free ports.
 package sandbox
 
 import (
@@ -159,6 +159,8 @@ type Sandbox struct {
 
 	// gitConfig is the steps' system git configuration file.
 	gitConfig string
+	// shipwrightWebhook is the conversion webhook the Shipwright CRDs call.
+	shipwrightWebhook *shipwrightWebhook
 
 	etcd     *embed.Etcd
 	children []*child
@@ -229,6 +231,9 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		what string
 		fn   func(context.Context) error
 	}{
+		// The conversion webhook needs nothing of the cluster; started
+		// first, it is stopped after the API server that calls it.
+		{"Shipwright webhook", sb.startShipwrightWebhook},
 		{"etcd", sb.startEtcd},
 		{"kube-apiserver", sb.startAPIServer},
 		// CRDs first, so that the garbage collector discovers them at start.
@@ -353,15 +358,16 @@ func (sb *Sandbox) Summary() string {
 	s := fmt.Sprintf(`sandbox running (state in %s, logs in %s)
   kube-apiserver %s  %s
   etcd (embedded)            %s
-  kube-controller-manager    garbagecollector, serviceaccount, namespace (log: kube-controller-manager.log)
+  kube-controller-manager    garbagecollector, serviceaccount, namespace, clusterrole-aggregation (log: kube-controller-manager.log)
   Shipwright controller      v0.20.13 (log: shipwright.log)
+  Shipwright webhook         %s (CRD conversion; log: shipwright-webhook.log)
   OCI registry               http://%s
   registry with credentials  http://%s (user %s; password: sandbox.AuthRegistryPassword)
   git server                 %s/<repo>.git
   Python package index       %s (PIP_INDEX_URL)
   TaskRun executor           steps run in %s
   admin kubeconfig           %s
-`, sb.Dir, filepath.Join(sb.Dir, "logs"), KubernetesVersion, sb.APIServerURL, sb.EtcdURL, sb.Registry, sb.AuthRegistry, AuthRegistryUser,
+`, sb.Dir, filepath.Join(sb.Dir, "logs"), KubernetesVersion, sb.APIServerURL, sb.EtcdURL, sb.shipwrightWebhook.ConvertURL, sb.Registry, sb.AuthRegistry, AuthRegistryUser,
 		sb.GitURL, sb.PackageIndexURL, filepath.Join(sb.Dir, "taskruns"), sb.KubeconfigPath)
 	names := make([]string, 0, len(sb.RepoHeads))
 	for name := range sb.RepoHeads {
