@@ -115,7 +115,7 @@ func (p *Playground) TryThis() string {
 	sb := p.Sandbox
 	ns := SamplesNamespace
 	lines := []string{
-		"export KUBECONFIG=" + sb.KubeconfigPath,
+		"export KUBECONFIG=" + sb.OpenShiftKubeconfigPath + "   # the API as on OpenShift: build.openshift.io served, the rest proxied",
 		"kubectl apply  -n " + ns + " -f samples/go-hello-docker/build.yaml",
 		"kubectl create -n " + ns + " -f samples/go-hello-docker/buildrun.yaml",
 		"kubectl get buildruns.shipwright.io -n " + ns + " -w              # until SUCCEEDED is True (Ctrl-C)",

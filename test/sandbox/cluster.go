@@ -443,7 +443,14 @@ func (sb *Sandbox) startFrontDoor(ctx context.Context) error {
 		return err
 	}
 	sb.FrontDoor = fd
-	return nil
+	// Clients see the cluster as OpenShift's users do: one endpoint
+	// serving the build API (the front door) and proxying the rest.
+	ca := fd.CAData
+	if ca == nil {
+		ca = sb.CAData
+	}
+	sb.OpenShiftKubeconfigPath = filepath.Join(sb.Dir, "kubeconfig-openshift")
+	return writeKubeconfig(sb.OpenShiftKubeconfigPath, fd.URL, ca, sb.AdminConfig.BearerToken, "admin", "default")
 }
 
 // minimalEnv is the environment every child process and step starts from:

@@ -130,6 +130,10 @@ type Sandbox struct {
 	// Dir is the state directory; KubeconfigPath the admin kubeconfig.
 	Dir            string
 	KubeconfigPath string
+	// OpenShiftKubeconfigPath, with a front door, is an admin kubeconfig
+	// for the front door: the build API as OpenShift serves it (its
+	// subresources, its `get` columns), everything else proxied.
+	OpenShiftKubeconfigPath string
 	// APIServerURL is the kube-apiserver's https URL and CAData its CA bundle.
 	APIServerURL string
 	CAData       []byte
@@ -378,7 +382,7 @@ func (sb *Sandbox) Summary() string {
 		s += fmt.Sprintf("  repo %-21s %s/%s.git (HEAD %s)\n", name, sb.GitURL, name, sb.RepoHeads[name])
 	}
 	if sb.FrontDoor != nil {
-		s += fmt.Sprintf("  front door (steps)         %s\n", sb.FrontDoor.URL)
+		s += fmt.Sprintf("  front door (steps)         %s (admin kubeconfig: %s)\n", sb.FrontDoor.URL, sb.OpenShiftKubeconfigPath)
 	}
 	return s
 }

@@ -367,7 +367,7 @@ func parseRoute(p string) (route, bool) {
 	}
 	r := route{namespace: segs[4], resource: segs[5], name: segs[6], subresource: segs[7]}
 	switch r.resource + "/" + r.subresource {
-	case "buildconfigs/instantiate", "buildconfigs/instantiatebinary", "builds/log":
+	case "buildconfigs/instantiate", "buildconfigs/instantiatebinary", "builds/log", "builds/clone":
 		return r, r.namespace != "" && r.name != ""
 	}
 	return route{}, false
@@ -436,6 +436,8 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.serveInstantiateBinary(w, r, rt.namespace, rt.name)
 	case "log":
 		f.serveLog(w, r, rt.namespace, rt.name)
+	case "clone":
+		f.serveClone(w, r, rt.namespace, rt.name)
 	}
 }
 
@@ -482,6 +484,7 @@ func newProxy(target *url.URL, caPEM []byte, c *chaos, logf func(string, ...any)
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host
+			pr.Out = asJSONForTable(pr.In, pr.Out)
 		},
 		Transport:     transport,
 		FlushInterval: -1,
@@ -512,7 +515,7 @@ func newProxy(target *url.URL, caPEM []byte, c *chaos, logf func(string, ...any)
 				strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
 				return stripDeniedBody(resp)
 			}
-			return nil
+			return toTable(resp, time.Now())
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, errLostAnswer) {

@@ -8,8 +8,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -39,24 +40,8 @@ func (f *frontDoor) serveInstantiate(w http.ResponseWriter, r *http.Request, ns,
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
-	if err != nil {
-		writeStatus(w, apierrors.NewBadRequest(err.Error()))
-		return
-	}
-	req := &buildv1.BuildRequest{}
-	if err := json.Unmarshal(body, req); err != nil {
-		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was in an unknown format: %v", err)))
-		return
-	}
-	if req.Namespace != "" && req.Namespace != ns {
-		writeStatus(w, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request"))
-		return
-	}
-	req.Namespace = ns
-	if req.Name == "" {
-		writeStatus(w, apierrors.NewInvalid(schema.GroupKind{Group: Group, Kind: "BuildRequest"}, "",
-			field.ErrorList{field.Required(field.NewPath("metadata", "name"), "")}))
+	req, ok := readBuildRequest(w, r, ns)
+	if !ok {
 		return
 	}
 	// Build-strategy admission runs on the BuildRequest, for the caller.
@@ -80,6 +65,32 @@ func (f *frontDoor) serveInstantiate(w http.ResponseWriter, r *http.Request, ns,
 		return
 	}
 	writeJSON(w, http.StatusCreated, b)
+}
+
+// readBuildRequest decodes the BuildRequest body of instantiate or clone
+// and checks its namespace and name; on failure it has answered.
+func readBuildRequest(w http.ResponseWriter, r *http.Request, ns string) (*buildv1.BuildRequest, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody))
+	if err != nil {
+		writeStatus(w, apierrors.NewBadRequest(err.Error()))
+		return nil, false
+	}
+	req := &buildv1.BuildRequest{}
+	if err := json.Unmarshal(body, req); err != nil {
+		writeStatus(w, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was in an unknown format: %v", err)))
+		return nil, false
+	}
+	if req.Namespace != "" && req.Namespace != ns {
+		writeStatus(w, apierrors.NewBadRequest("the namespace of the provided object does not match the namespace sent on the request"))
+		return nil, false
+	}
+	req.Namespace = ns
+	if req.Name == "" {
+		writeStatus(w, apierrors.NewInvalid(schema.GroupKind{Group: Group, Kind: "BuildRequest"}, "",
+			field.ErrorList{field.Required(field.NewPath("metadata", "name"), "")}))
+		return nil, false
+	}
+	return req, true
 }
 
 // instantiate runs §4.1 from step 2 on: it bumps the BuildConfig's
@@ -211,6 +222,37 @@ func mergeEnv(env, add []corev1.EnvVar) []corev1.EnvVar {
 	return append(out, add...)
 }
 
+// mergeBuildArgs is the generator's build-args override: merged through a
+// map, so the order is lost (sorted here).
+func mergeBuildArgs(args, add []corev1.EnvVar) []corev1.EnvVar {
+	byName := map[string]corev1.EnvVar{}
+	for _, a := range args {
+		byName[a.Name] = a
+	}
+	for _, a := range add {
+		byName[a.Name] = a
+	}
+	var out []corev1.EnvVar
+	for _, k := range slices.Sorted(maps.Keys(byName)) {
+		out = append(out, byName[k])
+	}
+	return out
+}
+
+// setStrategyEnv replaces the strategy's env with mergeEnv of it and add.
+func setStrategyEnv(st *buildv1.BuildStrategy, add []corev1.EnvVar) {
+	switch {
+	case st.DockerStrategy != nil:
+		st.DockerStrategy.Env = mergeEnv(st.DockerStrategy.Env, add)
+	case st.SourceStrategy != nil:
+		st.SourceStrategy.Env = mergeEnv(st.SourceStrategy.Env, add)
+	case st.CustomStrategy != nil:
+		st.CustomStrategy.Env = mergeEnv(st.CustomStrategy.Env, add)
+	case st.JenkinsPipelineStrategy != nil:
+		st.JenkinsPipelineStrategy.Env = mergeEnv(st.JenkinsPipelineStrategy.Env, add)
+	}
+}
+
 // generateBuild makes Build <bc>-<lastVersion+1> from bc and the request
 // (§4.1 steps 6-9, §4.2). The BuildConfig is not modified.
 func generateBuild(bc *buildv1.BuildConfig, req *buildv1.BuildRequest) (*buildv1.Build, *apierrors.StatusError) {
@@ -258,39 +300,14 @@ func generateBuild(bc *buildv1.BuildConfig, req *buildv1.BuildRequest) (*buildv1
 	}
 	st := &spec.Strategy
 	if len(req.Env) > 0 {
-		switch {
-		case st.DockerStrategy != nil:
-			st.DockerStrategy.Env = mergeEnv(st.DockerStrategy.Env, req.Env)
-		case st.SourceStrategy != nil:
-			st.SourceStrategy.Env = mergeEnv(st.SourceStrategy.Env, req.Env)
-		case st.CustomStrategy != nil:
-			st.CustomStrategy.Env = mergeEnv(st.CustomStrategy.Env, req.Env)
-		case st.JenkinsPipelineStrategy != nil:
-			st.JenkinsPipelineStrategy.Env = mergeEnv(st.JenkinsPipelineStrategy.Env, req.Env)
-		}
+		setStrategyEnv(st, req.Env)
 	}
 	if o := req.DockerStrategyOptions; o != nil && (len(o.BuildArgs) > 0 || o.NoCache != nil) {
 		if st.DockerStrategy == nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("Cannot specify Docker build specific options on %s/%s, not a Docker build.", bc.Namespace, bc.Name))
 		}
 		if len(o.BuildArgs) > 0 {
-			// Merged through a map: the order is lost (sorted here).
-			args := map[string]corev1.EnvVar{}
-			for _, a := range st.DockerStrategy.BuildArgs {
-				args[a.Name] = a
-			}
-			for _, a := range o.BuildArgs {
-				args[a.Name] = a
-			}
-			names := make([]string, 0, len(args))
-			for k := range args {
-				names = append(names, k)
-			}
-			sort.Strings(names)
-			st.DockerStrategy.BuildArgs = nil
-			for _, k := range names {
-				st.DockerStrategy.BuildArgs = append(st.DockerStrategy.BuildArgs, args[k])
-			}
+			st.DockerStrategy.BuildArgs = mergeBuildArgs(st.DockerStrategy.BuildArgs, o.BuildArgs)
 		}
 		if o.NoCache != nil {
 			st.DockerStrategy.NoCache = *o.NoCache
