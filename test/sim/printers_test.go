@@ -99,4 +99,3 @@ func TestTableRequests(t *testing.T) {
 		}
 	}
 }
-
