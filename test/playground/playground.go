@@ -12,12 +12,17 @@
 package playground
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
 	"github.com/ocbuild/ocbuild/test/sandbox"
@@ -32,6 +37,10 @@ const SamplesGitURL = "https://github.com/ocbuild/ocbuild"
 
 // samplesRepo is the git server's name for SamplesGitURL.
 const samplesRepo = "ocbuild"
+
+// customStrategyGrant lets the samples' service account run Custom
+// BuildConfigs (a cluster admin's template).
+const customStrategyGrant = "strategies/rbac/custom-strategy-rolebinding.yaml"
 
 // Options configure Start; the fields are sandbox.Options'.
 type Options struct {
@@ -96,7 +105,16 @@ func Start(ctx context.Context, o Options) (*Playground, error) {
 		p.Stop()
 		return nil, fmt.Errorf("installing strategies/rbac/namespace in %s: %w", SamplesNamespace, err)
 	}
-	sb.Say(fmt.Sprintf("%-24s strategies/ and strategies/rbac/namespace in namespace %s", "ocbuild installed", SamplesNamespace))
+	// What a cluster admin grants for samples/custom-buildconfig.
+	grant, err := readObjects(filepath.Join(root, customStrategyGrant))
+	if err == nil {
+		err = kit.Apply(ctx, sb.AdminConfig, SamplesNamespace, grant)
+	}
+	if err != nil {
+		p.Stop()
+		return nil, fmt.Errorf("applying %s in %s: %w", customStrategyGrant, SamplesNamespace, err)
+	}
+	sb.Say(fmt.Sprintf("%-24s strategies/, strategies/rbac/namespace and %s in namespace %s", "ocbuild installed", customStrategyGrant, SamplesNamespace))
 	return p, nil
 }
 
@@ -154,4 +172,26 @@ func copyDir(src, dst string) error {
 		}
 		return os.WriteFile(target, data, info.Mode().Perm())
 	})
+}
+
+// readObjects decodes a YAML file of Kubernetes objects.
+func readObjects(path string) ([]*unstructured.Unstructured, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		var u unstructured.Unstructured
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return objs, nil
+			}
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, &u)
+		}
+	}
 }

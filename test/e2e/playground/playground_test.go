@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	buildv1 "github.com/openshift/api/build/v1"
+	buildclient "github.com/openshift/client-go/build/clientset/versioned"
 	buildv1beta1 "github.com/shipwright-io/build/pkg/apis/build/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,10 +59,21 @@ func run(m *testing.M) int {
 // The samples as shipped: their Git URL is github.com's, their output the
 // internal registry, and the Flask one's pip reads the default index.
 func TestShippedSamplesBuild(t *testing.T) {
-	for _, sample := range []string{"go-hello-docker", "flask-s2i"} {
+	for _, sample := range []string{"go-hello-docker", "flask-s2i", "custom-buildconfig"} {
 		t.Run(sample, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
+			if _, err := os.Stat(filepath.Join(pg.Root, "samples", sample, "buildconfig.yaml")); err == nil {
+				var bc buildv1.BuildConfig
+				readSample(t, filepath.Join(sample, "buildconfig.yaml"), &bc)
+				client, err := buildclient.NewForConfig(pg.Sandbox.AdminConfig)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := client.BuildV1().BuildConfigs(playground.SamplesNamespace).Create(ctx, &bc, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			var b buildv1beta1.Build
 			readSample(t, filepath.Join(sample, "build.yaml"), &b)
 			var br buildv1beta1.BuildRun

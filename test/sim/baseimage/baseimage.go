@@ -82,6 +82,10 @@ var (
 		"registry.access.redhat.com/ubi9/ubi:latest",
 		"registry.access.redhat.com/ubi9-minimal:latest",
 		"docker.io/library/busybox:latest",
+		// The placeholder builder of samples/custom-buildconfig: the
+		// simulator does not run Custom builder images (it commits them
+		// with the source), so any image stands for it.
+		"quay.io/example/custom-builder:latest",
 	}
 	GoToolsetRefs = []string{
 		"registry.access.redhat.com/ubi9/go-toolset:latest",
