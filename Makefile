@@ -11,7 +11,7 @@ all: build
 ## build: the static ocbuild binary in bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ocbuild ./step
-	@ls -l bin/ocbuild | awk '{printf "bin/ocbuild: %.1f MB\n", $$5/1048576}'
+	@ls -l bin/ocbuild | awk '{printf "bin/ocbuild: %.1f MiB\n", $$5/1048576}'
 
 ## test: everything CI runs — lint, unit tests, the image check, then the end-to-end suite
 test: lint unit image-check e2e
@@ -34,7 +34,8 @@ lint:
 	$(GO) vet ./...
 
 ## bench: benchmarks (not part of test): unit benchmarks, then the sandbox figures
-bench:
+bench: build
+	@awk 'BEGIN { printf "bin/ocbuild budget: 18 MiB\n" }'
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	cd test && $(GO) run ./cmd/bench
 

@@ -20,13 +20,13 @@ import (
 	"time"
 
 	buildv1 "github.com/openshift/api/build/v1"
-	buildclient "github.com/openshift/client-go/build/clientset/versioned/typed/build/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/ocbuild/ocbuild/pkg/apiretry"
+	"github.com/ocbuild/ocbuild/pkg/buildapi"
 )
 
 // Labels and annotations ocbuild puts on BuildConfigs and Builds.
@@ -186,7 +186,7 @@ func heldBy(bc *buildv1.BuildConfig, now time.Time) (string, time.Time, bool) {
 // the start lock l in the same write. While another run holds the lock it
 // waits (bounded by ctx and the lock's expiry). It returns the BuildConfig
 // as stored.
-func Apply(ctx context.Context, c buildclient.BuildConfigInterface, name string, s Spec, o Owner, l Lock) (*buildv1.BuildConfig, error) {
+func Apply(ctx context.Context, c buildapi.BuildConfigInterface, name string, s Spec, o Owner, l Lock) (*buildv1.BuildConfig, error) {
 	if l.TTL == 0 {
 		l.TTL = time.Minute
 	}
@@ -211,7 +211,7 @@ func Apply(ctx context.Context, c buildclient.BuildConfigInterface, name string,
 	}
 }
 
-func apply(ctx context.Context, c buildclient.BuildConfigInterface, name string, s Spec, o Owner, l Lock) (*buildv1.BuildConfig, error) {
+func apply(ctx context.Context, c buildapi.BuildConfigInterface, name string, s Spec, o Owner, l Lock) (*buildv1.BuildConfig, error) {
 	want := Render(s)
 	var out *buildv1.BuildConfig
 	err := apiretry.OnConflict(func() error {
@@ -297,7 +297,7 @@ func (e *NotOwnedError) Error() string {
 }
 
 // Release drops the start lock if holder still holds it.
-func Release(ctx context.Context, c buildclient.BuildConfigInterface, name, holder string) error {
+func Release(ctx context.Context, c buildapi.BuildConfigInterface, name, holder string) error {
 	if holder == "" {
 		return nil
 	}

@@ -179,7 +179,9 @@ func (f *Follower) readFinished(ctx context.Context, st *runState) (bool, error)
 		return true, r.werr
 	}
 	st.reads++
-	if s := r.shortfall(); s != "" {
+	// A read that failed because ctx ended says nothing about the server:
+	// the shortfall reported stays the last one the server caused.
+	if s := r.shortfall(); s != "" && ctx.Err() == nil {
 		st.last = s
 	}
 	st.done.observe(r)

@@ -12,12 +12,12 @@ import (
 	"sync"
 
 	buildv1 "github.com/openshift/api/build/v1"
-	buildclient "github.com/openshift/client-go/build/clientset/versioned/typed/build/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	watchtools "k8s.io/client-go/tools/watch"
 
+	"github.com/ocbuild/ocbuild/pkg/buildapi"
 	"github.com/ocbuild/ocbuild/pkg/onewatch"
 )
 
@@ -103,7 +103,7 @@ func newerThan(have, got *buildv1.Build) bool {
 // Watch lists and watches the build name until it reaches a terminal phase,
 // feeding every state to t, and returns the terminal build. It returns
 // ErrDeleted if the build is deleted first, or ctx's error.
-func Watch(ctx context.Context, c buildclient.BuildInterface, name string, t *Tracker) (*buildv1.Build, error) {
+func Watch(ctx context.Context, c buildapi.BuildInterface, name string, t *Tracker) (*buildv1.Build, error) {
 	lw := onewatch.ByName(name,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) },
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return c.Watch(ctx, o) })

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"time"
 
-	buildclient "github.com/openshift/client-go/build/clientset/versioned/typed/build/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,6 +25,7 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/ocbuild/ocbuild/pkg/apiretry"
+	"github.com/ocbuild/ocbuild/pkg/buildapi"
 	"github.com/ocbuild/ocbuild/pkg/onewatch"
 )
 
@@ -35,7 +35,7 @@ var cancelPatch = []byte(`{"status":{"cancelled":true}}`)
 // Build asks OpenShift to cancel the build, retrying transient API errors
 // until ctx ends. A build that already ended keeps its phase (OpenShift stores
 // the flag but does not change a terminal build).
-func Build(ctx context.Context, c buildclient.BuildInterface, name string) error {
+func Build(ctx context.Context, c buildapi.BuildInterface, name string) error {
 	// No Cap: wait.Backoff stops retrying once a Cap is reached.
 	backoff := wait.Backoff{Duration: 200 * time.Millisecond, Factor: 1.5, Jitter: 0.1, Steps: 10}
 	return apiretry.OnError(backoff, Retryable, func() error {

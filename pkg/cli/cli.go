@@ -735,7 +735,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 	cmd.Options.Namespace = ns
 	cmd.Options.Sizes.InternalRegistries = cmd.Internal
 	cmd.Options.Sizes.Insecure = cmd.Insecure
-	cmd.Options.Sizes.Images = d.Clients.Images
+	cmd.Options.Sizes.Images = d.Clients.Builds
 	_, err = d.Run(ctx, cmd.Options)
 	switch {
 	case err == nil:

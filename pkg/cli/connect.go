@@ -7,13 +7,11 @@ import (
 	"path/filepath"
 	"strings"
 
-	buildclient "github.com/openshift/client-go/build/clientset/versioned"
-	imageclient "github.com/openshift/client-go/image/clientset/versioned"
-	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ocbuild/ocbuild/pkg/buildapi"
 	"github.com/ocbuild/ocbuild/pkg/driver"
 )
 
@@ -38,11 +36,7 @@ func Connect(kubeconfig, namespace string) (*driver.Driver, string, error) {
 	cfg.Timeout = 0
 	cfg.QPS, cfg.Burst = 20, 40
 	cfg.UserAgent = "ocbuild"
-	bc, err := buildclient.NewForConfig(cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	ic, err := imageclient.NewForConfig(cfg)
+	api, err := buildapi.NewForConfig(cfg)
 	if err != nil {
 		return nil, "", err
 	}
@@ -50,12 +44,8 @@ func Connect(kubeconfig, namespace string) (*driver.Driver, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return nil, "", err
-	}
 	return &driver.Driver{Clients: driver.Clients{
-		Builds: bc.BuildV1(), REST: bc.BuildV1().RESTClient(), Images: ic.ImageV1(), Dynamic: dc, Discovery: disc,
+		Builds: api, REST: api.Build, Dynamic: dc, ServesBuildAPI: api.ServesBuildAPI,
 	}}, namespace, nil
 }
 

@@ -12,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	fakediscovery "k8s.io/client-go/discovery/fake"
 	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/ocbuild/ocbuild/pkg/buildconfig"
@@ -69,11 +68,7 @@ func (e errorString) Error() string { return string(e) }
 func TestBuildAPINotServed(t *testing.T) {
 	c := newCluster(t)
 	r := newRun(t, c)
-	disc := &fakediscovery.FakeDiscovery{Fake: &clienttesting.Fake{}}
-	disc.AddReactor("get", "resource", func(a clienttesting.Action) (bool, runtime.Object, error) {
-		return true, nil, apierrors.NewNotFound(schema.GroupResource{}, "build.openshift.io/v1")
-	})
-	r.d.Clients.Discovery = disc
+	r.d.Clients.ServesBuildAPI = func(context.Context) (bool, error) { return false, nil }
 	if _, err := r.d.Run(context.Background(), gitOptions(r)); err == nil {
 		t.Fatal("Run succeeded without the build API")
 	}

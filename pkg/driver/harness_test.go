@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ocbuild/ocbuild/pkg/buildapi/buildapifake"
 	buildv1 "github.com/openshift/api/build/v1"
 	fakebuild "github.com/openshift/client-go/build/clientset/versioned/fake"
 	buildscheme "github.com/openshift/client-go/build/clientset/versioned/scheme"
@@ -204,7 +205,7 @@ func (c *cluster) replaying(w watch.Interface, name string) watch.Interface {
 }
 
 func (c *cluster) clients() Clients {
-	return Clients{Builds: c.client.BuildV1(), REST: c.rest}
+	return Clients{Builds: buildapifake.Adapt(c.client.BuildV1(), nil), REST: c.rest}
 }
 
 func (c *cluster) tracker() clienttesting.ObjectTracker { return c.client.Tracker() }

@@ -19,16 +19,21 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	imageclient "github.com/openshift/client-go/image/clientset/versioned/typed/image/v1"
+	"github.com/ocbuild/ocbuild/pkg/buildapi"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
+
+// Images gets imagestreamimages (buildapi.Interface does).
+type Images interface {
+	ImageStreamImages(namespace string) buildapi.ImageStreamImageInterface
+}
 
 // Lookup finds image sizes.
 type Lookup struct {
 	// InternalRegistries are the hosts of the cluster's integrated registry.
 	InternalRegistries []string
 	// Images is the image.openshift.io client; nil disables internal lookups.
-	Images imageclient.ImageV1Interface
+	Images Images
 	// Insecure allows plain HTTP and unverified TLS for external registries
 	// (Shipwright's shp-output-insecure).
 	Insecure bool

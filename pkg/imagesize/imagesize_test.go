@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/ocbuild/ocbuild/pkg/buildapi/buildapifake"
 	imagev1 "github.com/openshift/api/image/v1"
 	fakeimage "github.com/openshift/client-go/image/clientset/versioned/fake"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -58,7 +59,7 @@ func TestInternalRegistryUsesImageStreamImages(t *testing.T) {
 	isi := &imagev1.ImageStreamImage{ObjectMeta: metav1.ObjectMeta{Name: "app@sha256:abc", Namespace: "team"},
 		Image: imagev1.Image{DockerImageMetadata: runtime.RawExtension{Raw: []byte(`{"kind":"DockerImage","Size":123456}`)}}}
 	client := fakeimage.NewSimpleClientset(isi)
-	l := Lookup{InternalRegistries: []string{"image-registry.openshift-image-registry.svc:5000"}, Images: client.ImageV1()}
+	l := Lookup{InternalRegistries: []string{"image-registry.openshift-image-registry.svc:5000"}, Images: buildapifake.Adapt(nil, client.ImageV1())}
 	got, err := l.Size(context.Background(), "image-registry.openshift-image-registry.svc:5000/team/app:latest", "sha256:abc")
 	if err != nil {
 		t.Fatal(err)
