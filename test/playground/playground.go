@@ -106,7 +106,7 @@ func Start(ctx context.Context, o Options) (*Playground, error) {
 		return nil, fmt.Errorf("installing strategies/rbac/namespace in %s: %w", SamplesNamespace, err)
 	}
 	// What a cluster admin grants for samples/custom-buildconfig.
-	grant, err := readObjects(filepath.Join(root, customStrategyGrant))
+	grant, err := ReadObjects(filepath.Join(root, customStrategyGrant))
 	if err == nil {
 		err = kit.Apply(ctx, sb.AdminConfig, SamplesNamespace, grant)
 	}
@@ -174,8 +174,9 @@ func copyDir(src, dst string) error {
 	})
 }
 
-// readObjects decodes a YAML file of Kubernetes objects.
-func readObjects(path string) ([]*unstructured.Unstructured, error) {
+// ReadObjects decodes a YAML file of Kubernetes objects, as kubectl apply -f
+// reads one.
+func ReadObjects(path string) ([]*unstructured.Unstructured, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

@@ -17,6 +17,7 @@ import (
 	buildv1 "github.com/openshift/api/build/v1"
 	buildclient "github.com/openshift/client-go/build/clientset/versioned"
 	buildlisters "github.com/openshift/client-go/build/listers/build/v1"
+	imageclient "github.com/openshift/client-go/image/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,6 +48,11 @@ type ControllerOptions struct {
 	InsecureRegistries []string
 	// GitURL is the sandbox git server (<GitURL>/<repo>.git).
 	GitURL string
+	// Images is an admin image.openshift.io client: image stream references
+	// resolve through it and pushes to the integrated registry are recorded
+	// in image streams. NewController makes one from Config when nil; with
+	// none (newController's tests) no image stream exists.
+	Images imageclient.Interface
 	// WorkDir holds the builds' working directories.
 	WorkDir string
 	// BuildDefaults is the cluster's build defaults environment: a build
@@ -75,6 +81,7 @@ type Controller struct {
 	o       ControllerOptions
 	client  buildclient.Interface
 	kube    kubernetes.Interface
+	streams *imageStreams // nil: no image streams
 	initErr error
 
 	informer cache.SharedIndexInformer
@@ -113,6 +120,11 @@ func NewController(o ControllerOptions) *Controller {
 	if err != nil {
 		return &Controller{initErr: err}
 	}
+	if o.Images == nil {
+		if o.Images, err = imageclient.NewForConfig(o.Config); err != nil {
+			return &Controller{initErr: err}
+		}
+	}
 	return newController(o, client, kube)
 }
 
@@ -130,7 +142,7 @@ func newController(o ControllerOptions, client buildclient.Interface, kube kuber
 		o.Sources = NewSources(filepath.Join(o.WorkDir, "uploads"))
 	}
 	c := &Controller{
-		o: o, client: client, kube: kube,
+		o: o, client: client, kube: kube, streams: newImageStreams(o.Images, o.Registry),
 		runs:          map[Key]*runState{},
 		now:           time.Now,
 		secretRecheck: 2 * time.Second,
@@ -400,9 +412,17 @@ func (c *Controller) handleNew(ctx context.Context, b *buildv1.Build) error {
 		if !isRunnable(b, siblings, c.isActive) {
 			return nil
 		}
-		if reason, ok := unresolvableReference(b); ok {
+		resolved, reason, err := c.resolveImages(ctx, b)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			// OCM looks again when image streams change; the simulator
+			// polls.
+			c.queue.AddAfter(k, c.secretRecheck)
 			return c.stayNew(ctx, b, reason, messageFor(reason))
 		}
+		b = resolved
 		if missing, err := c.missingResources(ctx, b); err != nil {
 			return err
 		} else if len(missing) > 0 {
@@ -410,15 +430,27 @@ func (c *Controller) handleNew(ctx context.Context, b *buildv1.Build) error {
 			return c.stayNew(ctx, b, buildv1.StatusReasonGenericBuildFailed, "These resources do not exist: "+strings.Join(missing, ", "))
 		}
 	}
+	if b.Status.Phase == buildv1.BuildPhasePending {
+		// Waiting for its push secret: resolved when it went Pending, but
+		// the executor needs the references again.
+		resolved, reason, err := c.resolveImages(ctx, b)
+		if err != nil {
+			return err
+		}
+		if reason == "" {
+			b = resolved
+		}
+	}
 	if missing, err := c.pushSecretMissing(ctx, b); err != nil {
 		return err
 	} else if missing {
+		outRef := b.Status.OutputDockerImageReference
 		_, _, err := c.update(ctx, k, b.UID, func(x *buildv1.Build) bool {
 			if x.Status.Cancelled {
 				return false
 			}
 			ch := setPhase(x, buildv1.BuildPhasePending, buildv1.StatusReasonMissingPushSecret, messageFor(buildv1.StatusReasonMissingPushSecret), c.now())
-			return setOutputRef(x) || ch
+			return setOutputRef(x, outRef) || ch
 		})
 		c.queue.AddAfter(k, c.secretRecheck)
 		return err
@@ -450,34 +482,57 @@ func (c *Controller) stayNew(ctx context.Context, b *buildv1.Build, reason build
 	return err
 }
 
-// unresolvableReference: the sandbox has no image streams, so ImageStreamTag
-// and ImageStreamImage references never resolve.
-func unresolvableReference(b *buildv1.Build) (buildv1.StatusReason, bool) {
-	isStream := func(kind string) bool {
-		return kind == "ImageStreamTag" || kind == "ImageStreamImage" || kind == "ImageStream"
+// resolveImages resolves what OCM resolves before a build starts
+// (resolveImageReferences): image stream references of the strategy's from
+// and of the source images, and the output reference. It returns a copy of b
+// holding DockerImage pull specs by digest and
+// status.outputDockerImageReference, for the executor; the stored Build
+// keeps its spec. A reference that does not resolve gives the reason the
+// build waits with in New: InvalidImageReference, or InvalidOutputReference
+// when the output image stream does not exist.
+func (c *Controller) resolveImages(ctx context.Context, b *buildv1.Build) (*buildv1.Build, buildv1.StatusReason, error) {
+	out := b.DeepCopy()
+	ref, ok, err := c.streams.outputReference(ctx, b.Namespace, out.Spec.Output.To)
+	if err != nil {
+		return nil, "", err
 	}
-	if to := b.Spec.Output.To; to != nil && isStream(to.Kind) {
-		return buildv1.StatusReasonInvalidOutputReference, true
+	if !ok {
+		return nil, buildv1.StatusReasonInvalidOutputReference, nil
 	}
-	s := b.Spec.Strategy
-	var from *corev1.ObjectReference
-	switch {
-	case s.DockerStrategy != nil:
-		from = s.DockerStrategy.From
-	case s.SourceStrategy != nil:
-		from = &s.SourceStrategy.From
-	case s.CustomStrategy != nil:
-		from = &s.CustomStrategy.From
+	out.Status.OutputDockerImageReference = ref
+	if c.streams == nil {
+		if hasImageStreamReference(&out.Spec) {
+			return nil, buildv1.StatusReasonInvalidImageReference, nil
+		}
+		return out, "", nil
 	}
-	if from != nil && isStream(from.Kind) {
-		return buildv1.StatusReasonInvalidImageReference, true
+	if bad, err := c.streams.resolveBuildImages(ctx, b.Namespace, &out.Spec); err != nil {
+		if apierrors.IsNotFound(err) || apierrors.IsBadRequest(err) || apierrors.IsConflict(err) {
+			c.logf("build %s/%s: %s %s does not resolve: %v", b.Namespace, b.Name, bad.Kind, bad.Name, err)
+			return nil, buildv1.StatusReasonInvalidImageReference, nil
+		}
+		return nil, "", err
 	}
-	for _, img := range b.Spec.Source.Images {
-		if isStream(img.From.Kind) {
-			return buildv1.StatusReasonInvalidImageReference, true
+	return out, "", nil
+}
+
+// hasImageStreamReference reports an image stream reference among the
+// strategy's from and the source images.
+func hasImageStreamReference(spec *buildv1.BuildSpec) bool {
+	refs := []corev1.ObjectReference{}
+	if from := strategyFrom(&spec.Strategy); from != nil {
+		refs = append(refs, *from)
+	}
+	for _, img := range spec.Source.Images {
+		refs = append(refs, img.From)
+	}
+	for _, r := range refs {
+		switch r.Kind {
+		case kindImageStreamTag, kindImageStreamImage, kindImageStream:
+			return true
 		}
 	}
-	return "", false
+	return false
 }
 
 // missingResources lists the source secrets and config maps that do not exist.
@@ -512,9 +567,11 @@ func (c *Controller) pushSecretMissing(ctx context.Context, b *buildv1.Build) (b
 	return false, err
 }
 
-func setOutputRef(b *buildv1.Build) bool {
-	if to := b.Spec.Output.To; to != nil && to.Kind == "DockerImage" && b.Status.OutputDockerImageReference != to.Name {
-		b.Status.OutputDockerImageReference = to.Name
+// setOutputRef sets status.outputDockerImageReference to ref (resolved by
+// resolveImages) unless ref is empty.
+func setOutputRef(b *buildv1.Build, ref string) bool {
+	if ref != "" && b.Status.OutputDockerImageReference != ref {
+		b.Status.OutputDockerImageReference = ref
 		return true
 	}
 	return false
@@ -543,12 +600,13 @@ func (c *Controller) start(ctx context.Context, b *buildv1.Build) error {
 		close(r.done)
 	}
 	started := c.now()
+	outRef := b.Status.OutputDockerImageReference
 	updated, changed, err := c.update(ctx, k, b.UID, func(x *buildv1.Build) bool {
 		if x.Status.Cancelled || isTerminal(x.Status.Phase) || x.Status.Phase == buildv1.BuildPhaseRunning {
 			return false
 		}
 		ch := setPhase(x, buildv1.BuildPhasePending, "", "", started)
-		return setOutputRef(x) || ch
+		return setOutputRef(x, outRef) || ch
 	})
 	if err != nil || !changed {
 		unregister()
@@ -558,6 +616,10 @@ func (c *Controller) start(ctx context.Context, b *buildv1.Build) error {
 		return err
 	}
 	c.logf("build %s/%s: Pending (%s)", k.Namespace, k.Name, runPolicyOf(updated))
+	// The build pod runs with the references resolved (b's spec); the
+	// stored Build keeps the ones it was created with.
+	updated = updated.DeepCopy()
+	updated.Spec = *b.Spec.DeepCopy()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -617,7 +679,7 @@ func (c *Controller) execute(ctx context.Context, r *runState, b *buildv1.Build,
 		if len(ex.stages) > 0 {
 			x.Status.Stages = ex.stages
 		}
-		setOutputRef(x)
+		setOutputRef(x, b.Status.OutputDockerImageReference)
 	})
 	if err != nil && c.runCtx.Err() == nil {
 		c.logf("build %s/%s: recording %s: %v", k.Namespace, k.Name, out.phase, err)
@@ -811,8 +873,8 @@ func (c *Controller) prune(ctx context.Context, b *buildv1.Build) {
 }
 
 // copyBuildInputs puts the build's input secrets and config maps into the
-// context directory (at destinationDir), as the builder does; source images
-// are not supported.
+// context directory (at destinationDir), as the builder does; image sources
+// are the executor's (extractSourceImages).
 func (c *Controller) copyBuildInputs(ctx context.Context, b *buildv1.Build, ctxDir string, logf func(string)) error {
 	write := func(kind, name, dest string, data map[string][]byte) error {
 		dir := filepath.Join(ctxDir, filepath.FromSlash(path.Clean("/"+dest)))
@@ -854,9 +916,6 @@ func (c *Controller) copyBuildInputs(ctx context.Context, b *buildv1.Build, ctxD
 		if err := write("config map", cmSrc.ConfigMap.Name, cmSrc.DestinationDir, data); err != nil {
 			return err
 		}
-	}
-	for _, img := range b.Spec.Source.Images {
-		logf(fmt.Sprintf("warning: image source %s is not supported by the simulator; its paths are not copied", img.From.Name))
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 	buildv1 "github.com/openshift/api/build/v1"
 	buildfake "github.com/openshift/client-go/build/clientset/versioned/fake"
+	imagefake "github.com/openshift/client-go/image/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -251,6 +252,7 @@ type ctrlHarness struct {
 	ctx      context.Context
 	builds   *buildfake.Clientset
 	kube     *kubefake.Clientset
+	images   *imagefake.Clientset // the image streams (none unless a test creates them)
 	c        *Controller
 	logs     Logs
 	sources  Sources
@@ -270,11 +272,11 @@ func newCtrlHarness(t *testing.T, objs ...runtime.Object) *ctrlHarness {
 func newCtrlHarnessImages(t *testing.T, images []string, objs ...runtime.Object) *ctrlHarness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &ctrlHarness{t: t, ctx: ctx, builds: buildfake.NewSimpleClientset(objs...), kube: kubefake.NewSimpleClientset(),
+	h := &ctrlHarness{t: t, ctx: ctx, builds: buildfake.NewSimpleClientset(objs...), kube: kubefake.NewSimpleClientset(), images: imagefake.NewSimpleClientset(),
 		logs: NewLogs(), reg: seededRegistry(t, append([]string{"base"}, images...)...), sequence: map[string][]buildv1.BuildPhase{}}
 	work := t.TempDir()
 	h.sources = NewSources(filepath.Join(work, "uploads"))
-	h.c = newController(ControllerOptions{Logs: h.logs, Sources: h.sources, Registry: h.reg, WorkDir: work, Out: testWriter{t}}, noWatchList{h.builds}, h.kube)
+	h.c = newController(ControllerOptions{Logs: h.logs, Sources: h.sources, Registry: h.reg, WorkDir: work, Out: testWriter{t}, Images: h.images}, noWatchList{h.builds}, h.kube)
 	h.c.secretRecheck = 50 * time.Millisecond
 	w, err := h.builds.BuildV1().Builds("ns").Watch(ctx, metav1.ListOptions{})
 	if err != nil {

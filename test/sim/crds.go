@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -19,7 +20,8 @@ import (
 const Group = "build.openshift.io"
 
 // CRDs returns the CustomResourceDefinitions standing in for OpenShift's
-// buildconfigs and builds (build.openshift.io/v1). Like OpenShift they have no
+// buildconfigs and builds (build.openshift.io/v1) and image streams
+// (image.openshift.io/v1). Like OpenShift they have no
 // status subresource: status is written by plain updates. The schema keeps
 // every field; the admission webhooks do OpenShift's defaulting and
 // validation.
@@ -41,11 +43,11 @@ func CRDs() []*apiextensionsv1.CustomResourceDefinition {
 			}},
 		},
 	}}
-	crd := func(plural, singular, kind string, shortNames []string, columns []apiextensionsv1.CustomResourceColumnDefinition, selectable []apiextensionsv1.SelectableField) *apiextensionsv1.CustomResourceDefinition {
+	crd := func(group, plural, singular, kind string, shortNames []string, columns []apiextensionsv1.CustomResourceColumnDefinition, selectable []apiextensionsv1.SelectableField) *apiextensionsv1.CustomResourceDefinition {
 		return &apiextensionsv1.CustomResourceDefinition{
-			ObjectMeta: metav1.ObjectMeta{Name: plural + "." + Group},
+			ObjectMeta: metav1.ObjectMeta{Name: plural + "." + group},
 			Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-				Group: Group,
+				Group: group,
 				Scope: apiextensionsv1.NamespaceScoped,
 				Names: apiextensionsv1.CustomResourceDefinitionNames{
 					Plural:     plural,
@@ -67,21 +69,33 @@ func CRDs() []*apiextensionsv1.CustomResourceDefinition {
 		}
 	}
 	return []*apiextensionsv1.CustomResourceDefinition{
-		crd("buildconfigs", "buildconfig", "BuildConfig", []string{"bc"}, []apiextensionsv1.CustomResourceColumnDefinition{
+		crd(Group, "buildconfigs", "buildconfig", "BuildConfig", []string{"bc"}, []apiextensionsv1.CustomResourceColumnDefinition{
 			{Name: "Type", Type: "string", JSONPath: ".spec.strategy.type"},
 			{Name: "From", Type: "string", JSONPath: ".spec.source.type"},
 			{Name: "Latest", Type: "integer", JSONPath: ".status.lastVersion"},
 		}, nil),
-		crd("builds", "build", "Build", nil, []apiextensionsv1.CustomResourceColumnDefinition{
+		crd(Group, "builds", "build", "Build", nil, []apiextensionsv1.CustomResourceColumnDefinition{
 			{Name: "Type", Type: "string", JSONPath: ".spec.strategy.type"},
 			{Name: "From", Type: "string", JSONPath: ".spec.source.type"},
 			{Name: "Status", Type: "string", JSONPath: ".status.phase"},
 			{Name: "Started", Type: "date", JSONPath: ".status.startTimestamp"},
 		}, []apiextensionsv1.SelectableField{{JSONPath: ".status.phase"}}),
+		// image.openshift.io (imagestreams.go). Image streams are stored;
+		// like the build resources they have no status subresource (the
+		// webhook keeps users from writing status). imagestreamtags and
+		// imagestreamimages are served by the front door from the streams
+		// and the registry: their CRDs only put them into discovery, and
+		// kube-apiserver never stores one.
+		crd(ImageGroup, "imagestreams", "imagestream", "ImageStream", []string{"is"}, []apiextensionsv1.CustomResourceColumnDefinition{
+			{Name: "Image Repository", Type: "string", JSONPath: ".status.dockerImageRepository"},
+		}, nil),
+		crd(ImageGroup, "imagestreamtags", "imagestreamtag", "ImageStreamTag", []string{"istag"}, nil, nil),
+		crd(ImageGroup, "imagestreamimages", "imagestreamimage", "ImageStreamImage", []string{"isimage"}, nil, nil),
 	}
 }
 
-// InstallCRDs creates (or updates) the build.openshift.io CRDs and waits
+// InstallCRDs creates (or updates) the build.openshift.io and
+// image.openshift.io CRDs and waits
 // until they are established.
 func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 	client, err := apiextensionsclient.NewForConfig(cfg)
@@ -138,6 +152,12 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 		{APIGroups: []string{Group}, Resources: []string{"buildconfigs/instantiate", "buildconfigs/instantiatebinary", "builds/clone"}, Verbs: []string{"create"}},
 		{APIGroups: []string{Group}, Resources: []string{"builds/details"}, Verbs: []string{"update"}},
 	}
+	// OpenShift's image rules of admin and edit (policy.go), as far as the
+	// simulator serves the resources.
+	imageEdit := []rbacv1.PolicyRule{
+		{APIGroups: []string{ImageGroup}, Resources: []string{"imagestreams", "imagestreamtags"}, Verbs: all},
+		{APIGroups: []string{ImageGroup}, Resources: []string{"imagestreamimages"}, Verbs: read},
+	}
 	aggregate := func(to string, rules []rbacv1.PolicyRule) *rbacv1.ClusterRole {
 		return &rbacv1.ClusterRole{
 			ObjectMeta: metav1.ObjectMeta{
@@ -152,9 +172,12 @@ func ClusterRoles() []*rbacv1.ClusterRole {
 		strategy("source", "source"),
 		strategy("custom", "custom"),
 		strategy("jenkinspipeline", "jenkinspipeline"),
-		aggregate("admin", edit),
-		aggregate("edit", edit),
-		aggregate("view", []rbacv1.PolicyRule{{APIGroups: []string{Group}, Resources: []string{"builds", "buildconfigs", "builds/log"}, Verbs: read}}),
+		aggregate("admin", slices.Concat(edit, imageEdit)),
+		aggregate("edit", slices.Concat(edit, imageEdit)),
+		aggregate("view", []rbacv1.PolicyRule{
+			{APIGroups: []string{Group}, Resources: []string{"builds", "buildconfigs", "builds/log"}, Verbs: read},
+			{APIGroups: []string{ImageGroup}, Resources: []string{"imagestreams", "imagestreamtags", "imagestreamimages"}, Verbs: read},
+		}),
 	}
 }
 

@@ -5,8 +5,9 @@
 // test/sandbox/README.md.
 //
 // Storage, watch, resourceVersion and RBAC are the real kube-apiserver's:
-// buildconfigs and builds (build.openshift.io/v1) are CRDs. The simulator
-// adds OpenShift's behaviour in three places:
+// buildconfigs and builds (build.openshift.io/v1) and imagestreams
+// (image.openshift.io/v1) are CRDs. The simulator adds OpenShift's
+// behaviour in these places:
 //
 //   - admission webhooks (webhook.go): defaulting, the validation table,
 //     updates without resourceVersion refused, the builds/<strategy>
@@ -19,7 +20,13 @@
 //     notice a client that gives up; it can inject chaos (chaos.go);
 //   - a controller and executor (controller.go, executor.go): runPolicy,
 //     phases, cancellation, history pruning, and real images pushed to the
-//     sandbox registry.
+//     sandbox registry;
+//   - the image API (imagestreams.go, imageapi.go): imagestreams are a CRD,
+//     imagestreamtags and imagestreamimages are served by the front door
+//     from the streams and the registry; pushes to the integrated registry
+//     move stream tags, and image stream references resolve at instantiate
+//     and when a build starts; image sources are copied into the context
+//     (sourceimages.go).
 //
 // The two halves share the Logs and Sources stores defined in store.go.
 package sim

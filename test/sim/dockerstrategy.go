@@ -320,6 +320,21 @@ func (e *executor) pullBases(ctx context.Context, bh *buildah, images []string) 
 	return outcome{}, true
 }
 
+// outputImage is the pull spec the build pushes to: spec.output.to's
+// DockerImage, or for an ImageStreamTag the stream's repository on the
+// integrated registry (status.outputDockerImageReference, resolved when the
+// build started); "" without an output.
+func (e *executor) outputImage() string {
+	to := e.b.Spec.Output.To
+	switch {
+	case to == nil || to.Name == "":
+		return ""
+	case to.Kind == "DockerImage":
+		return to.Name
+	}
+	return e.b.Status.OutputDockerImageReference
+}
+
 // pushOutput pushes the built image to spec.output.to.
 func (e *executor) pushOutput(ctx context.Context, bh *buildah) outcome {
 	to := e.b.Spec.Output.To
@@ -328,12 +343,13 @@ func (e *executor) pushOutput(ctx context.Context, bh *buildah) outcome {
 		return outcome{phase: buildv1.BuildPhaseComplete}
 	}
 	start := time.Now()
-	dest, err := pushRef(e.c.o.Registry, to.Name)
+	target := e.outputImage()
+	dest, err := pushRef(e.c.o.Registry, target)
 	if err != nil {
-		e.logf("error: build error: invalid output image %q: %v", to.Name, err)
+		e.logf("error: build error: invalid output image %q: %v", target, err)
 		return failed(buildv1.StatusReasonInvalidOutputReference)
 	}
-	e.logf("Pushing image %s ...", to.Name)
+	e.logf("Pushing image %s ...", target)
 	digest, err := bh.push(ctx, e.tag, dest.String())
 	if err != nil {
 		if ctx.Err() != nil {
@@ -342,10 +358,21 @@ func (e *executor) pushOutput(ctx context.Context, bh *buildah) outcome {
 		e.logf("error: build error: Failed to push image: %v", err)
 		return failed(buildv1.StatusReasonPushImageToRegistryFailed)
 	}
-	repo := to.Name
-	if ref, err := parseRef(to.Name, false); err == nil {
+	// The integrated registry records the push in the image stream (and
+	// creates the stream) before it answers.
+	if e.c.streams != nil {
+		if err := e.c.streams.recordInternalPush(ctx, target, digest); err != nil {
+			if ctx.Err() != nil {
+				return outcome{}
+			}
+			e.logf("error: build error: Failed to push image: %v", err)
+			return failed(buildv1.StatusReasonPushImageToRegistryFailed)
+		}
+	}
+	repo := target
+	if ref, err := parseRef(target, false); err == nil {
 		repo = ref.Context().Name()
-		if !strings.Contains(to.Name, ref.Context().RegistryStr()) {
+		if !strings.Contains(target, ref.Context().RegistryStr()) {
 			repo = strings.TrimPrefix(repo, "index.docker.io/")
 		}
 	}

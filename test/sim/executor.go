@@ -309,6 +309,13 @@ func (e *executor) run(ctx context.Context) outcome {
 		e.logf("error: %v", err)
 		return failed(buildv1.StatusReasonFetchSourceFailed)
 	}
+	if err := e.extractSourceImages(ctx, ctxDir); err != nil {
+		if ctx.Err() != nil {
+			return outcome{}
+		}
+		e.logf("error: %v", err)
+		return failed(buildv1.StatusReasonFetchImageContentFailed)
+	}
 
 	for i := 1; i <= k.logLines; i++ {
 		e.log(LogLinePrefix + strconv.Itoa(i))

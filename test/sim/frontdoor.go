@@ -1,8 +1,9 @@
 package sim
 
 // The front door: the https endpoint steps' kubeconfigs point at. It serves
-// buildconfigs/instantiate, buildconfigs/instantiatebinary (instantiate.go)
-// and builds/log (buildlog.go) itself, authenticating callers with
+// buildconfigs/instantiate, buildconfigs/instantiatebinary (instantiate.go),
+// builds/log (buildlog.go), imagestreamtags and imagestreamimages
+// (imageapi.go) itself, authenticating callers with
 // TokenReview and authorising with SubjectAccessReview as OpenShift's API
 // server does, and reverse-proxies everything else to kube-apiserver with
 // the caller's credentials unchanged.
@@ -228,16 +229,16 @@ func (t *tokenReviewer) authenticate(ctx context.Context, r *http.Request) (auth
 }
 
 // forbidden is kube-apiserver's 403 for a denied resource request.
-func forbidden(user authenticationv1.UserInfo, verb, resource, subresource, namespace, name, reason string) *apierrors.StatusError {
-	res := resource
-	if subresource != "" {
-		res += "/" + subresource
+func forbidden(user authenticationv1.UserInfo, attrs authorizationv1.ResourceAttributes, reason string) *apierrors.StatusError {
+	res := attrs.Resource
+	if attrs.Subresource != "" {
+		res += "/" + attrs.Subresource
 	}
-	msg := fmt.Sprintf("User %q cannot %s resource %q in API group %q in the namespace %q", user.Username, verb, res, Group, namespace)
+	msg := fmt.Sprintf("User %q cannot %s resource %q in API group %q in the namespace %q", user.Username, attrs.Verb, res, attrs.Group, attrs.Namespace)
 	if reason != "" {
 		msg += ": " + reason
 	}
-	return apierrors.NewForbidden(schema.GroupResource{Group: Group, Resource: resource}, name, errors.New(msg))
+	return apierrors.NewForbidden(schema.GroupResource{Group: attrs.Group, Resource: attrs.Resource}, attrs.Name, errors.New(msg))
 }
 
 // ---------------------------------------------------------------------------
@@ -329,6 +330,9 @@ type frontDoor struct {
 	access  accessChecker
 	logs    Logs
 	sources Sources
+	// streams serves the image API and resolves image references at
+	// instantiate (nil: references stay as they are).
+	streams *imageStreams
 	chaos   *chaos
 	stats   *requestStats
 	proxy   http.Handler
@@ -416,6 +420,12 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if irt, ok := parseImageRoute(r.URL.Path); ok {
+		rec := &statusRecorder{ResponseWriter: w}
+		defer f.logImageRequest(r, rec, time.Now())
+		f.serveImageAPI(rec, r, irt)
+		return
+	}
 	rt, ok := parseRoute(r.URL.Path)
 	if !ok {
 		f.proxy.ServeHTTP(w, r)
@@ -442,22 +452,29 @@ func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // caller authenticates the request and authorises verb on
-// resource/subresource; on failure it has answered and returns false.
+// resource/subresource of the build API; on failure it has answered and
+// returns false.
 func (f *frontDoor) caller(w http.ResponseWriter, r *http.Request, verb, resource, subresource, namespace, name string) (authenticationv1.UserInfo, bool) {
+	return f.authorize(w, r, authorizationv1.ResourceAttributes{
+		Namespace: namespace, Verb: verb, Group: Group, Resource: resource, Subresource: subresource, Name: name,
+	})
+}
+
+// authorize authenticates the request and authorises attrs for the caller
+// with a SubjectAccessReview; on failure it has answered and returns false.
+func (f *frontDoor) authorize(w http.ResponseWriter, r *http.Request, attrs authorizationv1.ResourceAttributes) (authenticationv1.UserInfo, bool) {
 	user, st := f.authn.authenticate(r.Context(), r)
 	if st != nil {
 		writeStatus(w, st)
 		return user, false
 	}
-	allowed, reason, err := f.access.check(r.Context(), user, authorizationv1.ResourceAttributes{
-		Namespace: namespace, Verb: verb, Group: Group, Resource: resource, Subresource: subresource, Name: name,
-	})
+	allowed, reason, err := f.access.check(r.Context(), user, attrs)
 	if err != nil {
 		writeStatus(w, apierrors.NewInternalError(fmt.Errorf("authorizing the request: %w", err)))
 		return user, false
 	}
 	if !allowed {
-		writeStatus(w, forbidden(user, verb, resource, subresource, namespace, name, reason))
+		writeStatus(w, forbidden(user, attrs, reason))
 		return user, false
 	}
 	return user, true

@@ -120,6 +120,13 @@ func (f *frontDoor) instantiate(ctx context.Context, ns string, req *buildv1.Bui
 		if b, st = generateBuild(bc, req); st != nil {
 			return nil, st
 		}
+		// The generator resolves image stream references before it bumps
+		// lastVersion; the BuildConfig keeps them.
+		if f.streams != nil {
+			if ref, err := f.streams.resolveBuildImages(ctx, ns, &b.Spec); err != nil {
+				return nil, resolveError(ns, ref, err)
+			}
+		}
 		bc.Status.LastVersion++
 		_, err = bcs.Update(ctx, bc, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) && attempt < instantiateConflictMax {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	buildclient "github.com/openshift/client-go/build/clientset/versioned"
+	imageclient "github.com/openshift/client-go/image/clientset/versioned"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -164,6 +165,10 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 	if err != nil {
 		return nil, err
 	}
+	images, err := imageclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	who, err := kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("finding the admin identity: %w", err)
@@ -209,14 +214,14 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 			return nil, err
 		}
 	}
-	images, err := baseimage.Build(ctx, baseimage.Options{
+	baseImages, err := baseimage.Build(ctx, baseimage.Options{
 		CacheDir: filepath.Join(sb.CacheDir(), "images"),
 		Log:      say,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("building the base images: %w", err)
 	}
-	if err := SeedImages(ctx, sb.Registry, images); err != nil {
+	if err := SeedImages(ctx, sb.Registry, baseImages); err != nil {
 		return nil, fmt.Errorf("seeding the registry: %w", err)
 	}
 
@@ -233,6 +238,7 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 		Registry:           sb.Registry,
 		InsecureRegistries: []string{sb.AuthRegistry},
 		GitURL:             sb.GitURL,
+		Images:             images,
 		WorkDir:            workDir,
 		BuildDefaults:      buildDefaults,
 		Out:                sharedOut,
@@ -263,6 +269,7 @@ func (s *Sim) start(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.FrontDoo
 		access:           access,
 		logs:             s.logs,
 		sources:          sources,
+		streams:          newImageStreams(images, sb.Registry),
 		chaos:            s.chaos,
 		stats:            s.stats,
 		proxy:            proxy,

@@ -32,8 +32,8 @@ func (e *executor) sourceBuild(ctx context.Context, bh *buildah, ctxDir string, 
 	}
 
 	var previous string
-	if to := e.b.Spec.Output.To; ss.Incremental != nil && *ss.Incremental && to != nil && to.Name != "" {
-		previous = e.previousWithArtifacts(ctx, bh, to.Name, ss.Scripts, ctxDir)
+	if out := e.outputImage(); ss.Incremental != nil && *ss.Incremental && out != "" {
+		previous = e.previousWithArtifacts(ctx, bh, out, ss.Scripts, ctxDir)
 		if ctx.Err() != nil {
 			return outcome{}
 		}
@@ -47,8 +47,8 @@ func (e *executor) sourceBuild(ctx context.Context, bh *buildah, ctxDir string, 
 			labels = append(labels, s2i.KV{Name: "io.openshift.s2i.build." + strings.TrimPrefix(l.K, "io.openshift.build."), Value: l.V})
 		}
 	}
-	if to := e.b.Spec.Output.To; to != nil && to.Name != "" {
-		labels = append(labels, s2i.KV{Name: "io.k8s.display-name", Value: to.Name})
+	if out := e.outputImage(); out != "" {
+		labels = append(labels, s2i.KV{Name: "io.k8s.display-name", Value: out})
 	}
 	for _, l := range e.imageLabels() {
 		labels = append(labels, s2i.KV{Name: l.K, Value: l.V})

@@ -859,6 +859,9 @@ type patchOp struct {
 
 func (a *admitter) mutate(ctx context.Context, req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	res := req.Resource.Resource
+	if req.Resource.Group == ImageGroup && res == "imagestreams" && req.SubResource == "" {
+		return a.mutateImageStream(req)
+	}
 	if req.Resource.Group != Group || (res != "buildconfigs" && res != "builds") || req.SubResource != "" {
 		return allowed()
 	}
@@ -931,6 +934,48 @@ func (a *admitter) mutate(ctx context.Context, req *admissionv1.AdmissionRequest
 		pt := admissionv1.PatchTypeJSONPatch
 		resp.Patch, resp.PatchType = p, &pt
 	}
+	return resp
+}
+
+// mutateImageStream sets status.dockerImageRepository and, standing in for
+// OpenShift's imagestreams/status subresource, keeps a user's create or
+// update from writing status: only the simulator (the loopback identity)
+// records tag events.
+func (a *admitter) mutateImageStream(req *admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
+	obj, err := rawMap(req.Object.Raw)
+	if err != nil {
+		return denied(apierrors.NewBadRequest(err.Error()))
+	}
+	loopback := a.loopbackUser != "" && req.UserInfo.Username == a.loopbackUser
+	var status any = map[string]any{}
+	switch {
+	case loopback:
+		status = obj["status"]
+	case req.Operation == admissionv1.Update:
+		old, err := rawMap(req.OldObject.Raw)
+		if err != nil {
+			return denied(apierrors.NewBadRequest(err.Error()))
+		}
+		status = old["status"]
+	}
+	name := req.Name
+	if meta, ok := obj["metadata"].(map[string]any); ok && name == "" {
+		name, _ = meta["name"].(string)
+	}
+	status, err = mergeStatus(status, map[string]any{"dockerImageRepository": dockerImageRepository(req.Namespace, name)})
+	if err != nil {
+		return denied(apierrors.NewInternalError(err))
+	}
+	resp := allowed()
+	if cur, ok := obj["status"]; ok && reflect.DeepEqual(cur, status) {
+		return resp
+	}
+	p, err := json.Marshal([]patchOp{{Op: "add", Path: "/status", Value: status}})
+	if err != nil {
+		return denied(apierrors.NewInternalError(err))
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = p, &pt
 	return resp
 }
 
@@ -1031,6 +1076,16 @@ func webhookConfigurations(base string, caPEM []byte) (*admissionregistrationv1.
 			Scope:       ptrTo(admissionregistrationv1.NamespacedScope),
 		},
 	}}
+	// Image streams get only the mutating webhook (status, mutateImageStream).
+	mutRules := append(append([]admissionregistrationv1.RuleWithOperations(nil), rules...), admissionregistrationv1.RuleWithOperations{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups:   []string{ImageGroup},
+			APIVersions: []string{"v1"},
+			Resources:   []string{"imagestreams"},
+			Scope:       ptrTo(admissionregistrationv1.NamespacedScope),
+		},
+	})
 	none := admissionregistrationv1.SideEffectClassNone
 	fail := admissionregistrationv1.Fail
 	timeout := int32(10)
@@ -1042,7 +1097,7 @@ func webhookConfigurations(base string, caPEM []byte) (*admissionregistrationv1.
 		Webhooks: []admissionregistrationv1.MutatingWebhook{{
 			Name:                    mutatingWebhookName,
 			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &mutURL, CABundle: caPEM},
-			Rules:                   rules,
+			Rules:                   mutRules,
 			FailurePolicy:           &fail,
 			MatchPolicy:             &equivalent,
 			SideEffects:             &none,

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	buildv1 "github.com/openshift/api/build/v1"
-	buildclient "github.com/openshift/client-go/build/clientset/versioned"
 	buildv1beta1 "github.com/shipwright-io/build/pkg/apis/build/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -59,18 +57,17 @@ func run(m *testing.M) int {
 // The samples as shipped: their Git URL is github.com's, their output the
 // internal registry, and the Flask one's pip reads the default index.
 func TestShippedSamplesBuild(t *testing.T) {
-	for _, sample := range []string{"go-hello-docker", "flask-s2i", "custom-buildconfig"} {
+	for _, sample := range []string{"go-hello-docker", "flask-s2i", "existing-buildconfig", "custom-buildconfig"} {
 		t.Run(sample, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			if _, err := os.Stat(filepath.Join(pg.Root, "samples", sample, "buildconfig.yaml")); err == nil {
-				var bc buildv1.BuildConfig
-				readSample(t, filepath.Join(sample, "buildconfig.yaml"), &bc)
-				client, err := buildclient.NewForConfig(pg.Sandbox.AdminConfig)
-				if err != nil {
-					t.Fatal(err)
+			// kubectl apply -n ocbuild-samples -f samples/<sample>/buildconfig.yaml
+			if path := filepath.Join(pg.Root, "samples", sample, "buildconfig.yaml"); fileExists(path) {
+				objs, err := playground.ReadObjects(path)
+				if err == nil {
+					err = kit.Apply(ctx, pg.Sandbox.AdminConfig, playground.SamplesNamespace, objs)
 				}
-				if _, err := client.BuildV1().BuildConfigs(playground.SamplesNamespace).Create(ctx, &bc, metav1.CreateOptions{}); err != nil {
+				if err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -156,4 +153,9 @@ func stepLog(t *testing.T, br *buildv1beta1.BuildRun) string {
 		return err.Error()
 	}
 	return strings.TrimSpace(string(data))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
