@@ -140,7 +140,7 @@ func (p *Playground) TryThis() string {
 		"kubectl get builds.build.openshift.io -n " + ns + "              # the OpenShift builds ocbuild ran",
 		"kubectl get buildruns.shipwright.io -n " + ns + " -o jsonpath='{range .items[*]}{.metadata.name} {.status.output.digest}{\"\\n\"}{end}'",
 		"kubectl apply  -n " + ns + " -f samples/flask-s2i/build.yaml && kubectl create -n " + ns + " -f samples/flask-s2i/buildrun.yaml",
-		"tail -f " + filepath.Join(sb.Dir, "taskruns") + "/" + ns + "/*/logs/openshift-build.log   # the step logs",
+		"kubectl logs -n " + ns + " -f <buildrun's .status.executor.name>-pod -c step-openshift-build   # the step log (samples/README.md)",
 	}
 	return "Try this (from " + p.Root + "):\n  " + strings.Join(lines, "\n  ") + "\n"
 }

@@ -82,7 +82,10 @@ type binaries struct {
 	Shipwright            string
 	ShipwrightWebhook     string
 	Git                   string
+	Waiter                string
 	Ocbuild               string
+	// Kubelet serves node sandbox's kubelet API (test/tools/kubelet).
+	Kubelet string
 	// ToolsDir holds tools put on steps' PATH (git-lfs, which Shipwright's
 	// git step requires, as its image ships it).
 	ToolsDir string
@@ -95,6 +98,7 @@ var componentPackages = []string{
 	"k8s.io/kubernetes/cmd/kube-apiserver",
 	"k8s.io/kubernetes/cmd/kube-controller-manager",
 	"github.com/shipwright-io/build/cmd/git",
+	"github.com/shipwright-io/build/cmd/waiter",
 	"./cmd/sandbox-shipwright",
 	"./cmd/sandbox-shipwright-webhook",
 }
@@ -129,7 +133,7 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 	sort.Strings(extraPkgs)
 
 	start := time.Now()
-	o.printf("building kube-apiserver, kube-controller-manager, the Shipwright controller, its conversion webhook and git step, git-lfs, and the ocbuild step (the first run compiles Kubernetes: several minutes)…\n")
+	o.printf("building kube-apiserver, kube-controller-manager, the Shipwright controller, its conversion webhook, git and waiter steps, git-lfs, the kubelet, and the ocbuild step (the first run compiles Kubernetes: several minutes)…\n")
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(30 * time.Second)
@@ -146,7 +150,7 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 	defer close(done)
 
 	toolsDir := filepath.Join(modDir, ".cache", "tools")
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() {
 		errc <- runGo(ctx, filepath.Join(modDir, "tools", "git-lfs"), "build", "-o", filepath.Join(toolsDir, "git-lfs"), "github.com/git-lfs/git-lfs/v3")
 	}()
@@ -156,11 +160,15 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 		errc <- runGo(ctx, modDir, args...)
 	}()
 	go func() {
+		// A module of its own: virtual-kubelet needs k8s.io v0.37.
+		errc <- runGo(ctx, filepath.Join(modDir, "tools", "kubelet"), "build", "-o", filepath.Join(binDir, "sandbox-kubelet"), ".")
+	}()
+	go func() {
 		ver := o.StepVersion
 		errc <- runGo(ctx, filepath.Dir(modDir), "build", "-ldflags", "-X main.version="+ver, "-o", filepath.Join(binDir, "ocbuild"), "./step")
 	}()
 	var firstErr error
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		if err := <-errc; err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -176,7 +184,9 @@ func buildBinaries(ctx context.Context, o *Options, modDir string) (*binaries, e
 		Shipwright:            filepath.Join(binDir, "sandbox-shipwright"),
 		ShipwrightWebhook:     filepath.Join(binDir, "sandbox-shipwright-webhook"),
 		Git:                   filepath.Join(binDir, "git"),
+		Waiter:                filepath.Join(binDir, "waiter"),
 		Ocbuild:               filepath.Join(binDir, "ocbuild"),
+		Kubelet:               filepath.Join(binDir, "sandbox-kubelet"),
 		ToolsDir:              toolsDir,
 		Extra:                 map[string]string{},
 	}

@@ -101,6 +101,9 @@ func (sb *Sandbox) startAPIServer(ctx context.Context) error {
 		return err
 	}
 	certDir := filepath.Join(pki, "apiserver")
+	if sb.kubeletPKI, err = writeKubeletPKI(filepath.Join(pki, "kubelet")); err != nil {
+		return err
+	}
 	args := []string{
 		"--etcd-servers=" + sb.EtcdURL,
 		"--bind-address=127.0.0.1",
@@ -119,6 +122,7 @@ func (sb *Sandbox) startAPIServer(ctx context.Context) error {
 		// on the object (the step hands builds to its TaskRun).
 		"--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
 	}
+	args = append(args, sb.kubeletPKI.apiServerFlags()...)
 	if _, err := sb.startChild("kube-apiserver", sb.bins.KubeAPIServer, args, minimalEnv()); err != nil {
 		return err
 	}
@@ -418,6 +422,7 @@ func (sb *Sandbox) startShipwright(ctx context.Context) error {
 	env := append(minimalEnv(),
 		"KUBECONFIG="+kubeconfig,
 		"GIT_CONTAINER_IMAGE="+GitImage,
+		"WAITER_CONTAINER_IMAGE="+WaiterImage,
 		"BUILD_CONTROLLER_LEADER_ELECTION_NAMESPACE="+ShipwrightNamespace,
 	)
 	args := []string{"--metrics-bind-address=" + loopback(port)}

@@ -43,8 +43,10 @@ import (
 	"github.com/tektoncd/pipeline/pkg/termination"
 )
 
-// NodeName is the node the executor's pods are bound to. No Node object
-// exists; the executor is this node's kubelet.
+// NodeName is the node the executor's pods are bound to. The executor runs
+// their containers; the sandbox's kubelet (test/tools/kubelet) registers the
+// Node and serves its kubelet API (logs, exec, attach) from what the
+// executor records (containerlog.go).
 const NodeName = "sandbox"
 
 const (
@@ -97,6 +99,7 @@ type Executor struct {
 func (sb *Sandbox) startExecutor(ctx, runCtx context.Context) error {
 	images := map[string]string{
 		GitImage:            sb.bins.Git,
+		WaiterImage:         sb.bins.Waiter,
 		OcbuildImage:        sb.bins.Ocbuild,
 		ShippedOcbuildImage: sb.bins.Ocbuild,
 		HostImage:           "",
@@ -127,7 +130,7 @@ func (sb *Sandbox) startExecutor(ctx, runCtx context.Context) error {
 	e := &Executor{
 		kube:      sb.Kube,
 		tekton:    sb.Tekton,
-		dir:       filepath.Join(sb.Dir, "taskruns"),
+		dir:       sb.executorDir(),
 		images:    images,
 		server:    server,
 		path:      sb.bins.ToolsDir + string(os.PathListSeparator) + os.Getenv("PATH"),
@@ -292,6 +295,9 @@ func imageRepository(image string) string {
 	return image
 }
 
+// executorDir holds the executor's TaskRun directories.
+func (sb *Sandbox) executorDir() string { return filepath.Join(sb.Dir, "taskruns") }
+
 // TaskRunDir is the directory holding a TaskRun's workspace, results,
 // step logs and step exit records.
 func (e *Executor) TaskRunDir(namespace, name string) string {
@@ -402,6 +408,10 @@ func (r *run) execute(ctx context.Context) {
 	r.e.pods[pod.Namespace+"/"+pod.Name] = r
 	r.e.mu.Unlock()
 	defer r.releasePod()
+	if err := r.linkPod(); err != nil {
+		r.logf("recording the pod for the kubelet: %v", err)
+	}
+	defer r.terminateContainerRecords()
 
 	// The kubelet's part: volumes, service-account token, then containers.
 	if err := r.prepare(ctx); err != nil {
@@ -844,6 +854,7 @@ func (r *run) runStep(ctx context.Context, i int, step v1.Step, w *waiter) (exit
 		return 0, false
 	}
 	paths := r.stepPaths(step)
+	entrypoint := "" // command[0] of a step whose image maps to bin
 	values := map[string]string{}
 	for _, ev := range env {
 		values[ev.Name] = ev.Value
@@ -877,6 +888,7 @@ func (r *run) runStep(ctx context.Context, i int, step v1.Step, w *waiter) (exit
 			bin, argv = argv[0], argv[1:]
 		}
 	} else if len(step.Command) > 0 {
+		entrypoint = argv[0]
 		argv = argv[1:]
 	}
 	procEnv := append(minimalEnv(), "PATH="+r.e.path, "HOME="+filepath.Join(r.dir, "home"), "KUBECONFIG="+filepath.Join(r.dir, "kubeconfig"))
@@ -902,21 +914,37 @@ func (r *run) runStep(ctx context.Context, i int, step v1.Step, w *waiter) (exit
 		return 0, false
 	}
 	defer logFile.Close()
+	// The output goes to the plain log and the kubelet's timestamped one.
+	output, err := newContainerOutput(logFile, r.containerLogPath(i))
+	if err != nil {
+		r.fail(ctx, v1.TaskRunReasonPodCreationFailed, err.Error())
+		return 0, false
+	}
+	defer output.close()
 
 	cmd := exec.Command(bin, argv...)
 	cmd.Env = procEnv
 	cmd.Dir = workDir
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
+	cmd.Stdout = output.W
+	cmd.Stderr = output.W
+	record := kubeletContainerRecord{State: "running", WorkingDir: workDir, Paths: paths}
+	if entrypoint != "" {
+		record.ImageCommands = map[string]string{entrypoint: bin}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	started := metav1.Now()
 	startErr := cmd.Start()
+	output.start()
 	exited := make(chan error, 1)
 	if startErr == nil {
 		r.logf("step %s: running %s %q (pid %d)", step.Name, bin, argv, cmd.Process.Pid)
 		go func() { exited <- cmd.Wait() }()
+		record.PID, record.StartedAt = cmd.Process.Pid, started.Time
+		if err := r.writeContainerRecord(i, record); err != nil {
+			r.logf("step %s: %v", step.Name, err)
+		}
 	} else {
-		fmt.Fprintf(logFile, "Error executing command: %v\n", startErr)
+		fmt.Fprintf(output, "Error executing command: %v\n", startErr)
 		exited <- startErr
 	}
 	r.setRunning(i, started, bin)
@@ -982,6 +1010,7 @@ loop:
 	// Take the rest of the process group down with the main process, as a
 	// container's end does.
 	signal(syscall.SIGKILL)
+	output.finish(5 * time.Second)
 	finished := metav1.Now()
 	state := "exit status 1"
 	exitCode = 1
@@ -1010,11 +1039,11 @@ loop:
 	}
 	if cancelledByEntrypoint {
 		exitCode = int32(syscall.SIGKILL) // the entrypoint exits 9: "Step was cancelled"
-		fmt.Fprintln(logFile, "Step was cancelled")
+		fmt.Fprintln(output, "Step was cancelled")
 		_ = termination.WriteMessage(msgPath, []result.RunResult{{Key: "Reason", Value: "Cancelled", ResultType: result.InternalTektonResultType}})
 	} else if len(out) > 0 {
 		if err := termination.WriteMessage(msgPath, out); err != nil {
-			fmt.Fprintln(logFile, err.Error())
+			fmt.Fprintln(output, err.Error())
 			exitCode = 1
 		}
 	}
@@ -1034,6 +1063,12 @@ loop:
 	}}
 	r.pod.Status.ContainerStatuses[i].Ready = false
 	r.pod.Status.ContainerStatuses[i].Started = ptr.To(false)
+	// The log is complete: a follow of it may end.
+	output.close()
+	record.State, record.PID, record.FinishedAt = "terminated", 0, finished.Time
+	if err := r.writeContainerRecord(i, record); err != nil {
+		r.logf("step %s: %v", step.Name, err)
+	}
 	if r.done || terminating || cancelledByEntrypoint {
 		r.pod.Status.Phase = corev1.PodFailed
 		r.publishPod(ctx)
@@ -1058,6 +1093,7 @@ func (r *run) skipStep(i int) {
 	r.pod.Status.ContainerStatuses[i].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
 		ExitCode: 1, Reason: "Error", Message: string(msg), StartedAt: now, FinishedAt: now,
 	}}
+	_ = r.writeContainerRecord(i, kubeletContainerRecord{State: "terminated", StartedAt: now.Time, FinishedAt: now.Time})
 }
 
 func (r *run) setWaiting(i int, reason, message string) {

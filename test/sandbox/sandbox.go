@@ -3,7 +3,8 @@
 // from k8s.io/kubernetes, the Shipwright and Tekton CRDs, the real Shipwright
 // build controller and conversion webhook, an OCI registry, a git server, and
 // a TaskRun executor that plays Tekton's controller and the kubelet by running
-// steps as local processes. Everything listens on loopback, on free ports.
+// steps as local processes, with a kubelet API for them (node "sandbox":
+// logs, exec, attach). Everything listens on loopback, on free ports.
 package sandbox
 
 import (
@@ -38,7 +39,11 @@ import (
 // binary for it. OcbuildImage (and any name in Options.OcbuildImages) runs the
 // ocbuild step binary built from ../step.
 const (
-	GitImage     = "sandbox.local/shipwright-io/build/git:v0.20.13"
+	GitImage = "sandbox.local/shipwright-io/build/git:v0.20.13"
+	// WaiterImage is the image of Shipwright's waiter step (local source
+	// upload: `shp build upload` streams the source in with pods/exec and
+	// ends the wait with `waiter done`); it runs Shipwright's cmd/waiter.
+	WaiterImage  = "sandbox.local/shipwright-io/build/waiter:v0.20.13"
 	OcbuildImage = "sandbox.local/ocbuild/ocbuild:sandbox"
 	// ShippedOcbuildImage is the image the shipped strategies (strategies/)
 	// name; it too runs the ocbuild binary built from ../step.
@@ -126,6 +131,8 @@ type Sandbox struct {
 	opts   Options
 	modDir string
 	bins   *binaries
+	// kubeletPKI is the TLS between kube-apiserver and the kubelet.
+	kubeletPKI *kubeletPKI
 
 	// Dir is the state directory; KubeconfigPath the admin kubeconfig.
 	Dir            string
@@ -243,6 +250,7 @@ func Start(ctx context.Context, opts Options) (_ *Sandbox, err error) {
 		// CRDs first, so that the garbage collector discovers them at start.
 		{"CRDs", sb.installCRDs},
 		{"kube-controller-manager", sb.startControllerManager},
+		{"kubelet", sb.startKubelet},
 		{"cluster setup", func(ctx context.Context) error { return sb.setupCluster(ctx, runCtx) }},
 		{"OCI registry", sb.startRegistry},
 		{"registry with credentials", sb.startAuthRegistry},
@@ -369,6 +377,7 @@ func (sb *Sandbox) Summary() string {
   registry with credentials  http://%s (user %s; password: sandbox.AuthRegistryPassword)
   git server                 %s/<repo>.git
   Python package index       %s (PIP_INDEX_URL)
+  kubelet (node sandbox)     logs, exec, attach for the executor's pods (log: kubelet.log)
   TaskRun executor           steps run in %s
   admin kubeconfig           %s
 `, sb.Dir, filepath.Join(sb.Dir, "logs"), KubernetesVersion, sb.APIServerURL, sb.EtcdURL, sb.shipwrightWebhook.ConvertURL, sb.Registry, sb.AuthRegistry, AuthRegistryUser,
