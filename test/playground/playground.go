@@ -72,7 +72,7 @@ func Start(ctx context.Context, o Options) (*Playground, error) {
 		return nil, err
 	}
 	p := &Playground{Root: root, repos: repos}
-	if err := copyDir(filepath.Join(root, "samples"), filepath.Join(repos, samplesRepo, "samples")); err != nil {
+	if err := sandbox.CopyTree(filepath.Join(root, "samples"), filepath.Join(repos, samplesRepo, "samples")); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("preparing repository %s: %w", samplesRepo, err)
 	}
@@ -143,35 +143,6 @@ func (p *Playground) TryThis() string {
 		"kubectl logs -n " + ns + " -f <buildrun's .status.executor.name>-pod -c step-openshift-build   # the step log (samples/README.md)",
 	}
 	return "Try this (from " + p.Root + "):\n  " + strings.Join(lines, "\n  ") + "\n"
-}
-
-// copyDir copies the regular files of src to dst; symlinks are skipped.
-func copyDir(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.MkdirAll(target, 0o755)
-		case !d.Type().IsRegular():
-			return nil
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, data, info.Mode().Perm())
-	})
 }
 
 // ReadObjects decodes a YAML file of Kubernetes objects, as kubectl apply -f

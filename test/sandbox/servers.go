@@ -150,7 +150,7 @@ func (sb *Sandbox) startGitServer(context.Context) error {
 	}
 	for _, name := range names {
 		wd := filepath.Join(work, name)
-		if err := copyTree(filepath.Join(from[name], name), wd); err != nil {
+		if err := CopyTree(filepath.Join(from[name], name), wd); err != nil {
 			return err
 		}
 		for _, args := range [][]string{
@@ -218,7 +218,9 @@ func (sb *Sandbox) writeGitAliases() error {
 // GitRepoURL is the clone URL of a sample repository.
 func (sb *Sandbox) GitRepoURL(name string) string { return sb.GitURL + "/" + name + ".git" }
 
-func copyTree(src, dst string) error {
+// CopyTree copies the files under src to dst, with mode 0644 or (if
+// executable) 0755, as the git server's repositories get them.
+func CopyTree(src, dst string) error {
 	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

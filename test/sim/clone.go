@@ -98,16 +98,7 @@ func (f *frontDoor) clone(ctx context.Context, ns string, req *buildv1.BuildRequ
 		}
 		break
 	}
-	defaultBuild(b)
-	if errs := validateBuild(b); len(errs) > 0 {
-		return nil, apierrors.NewInvalid(schema.GroupKind{Group: Group, Kind: "Build"}, b.Name, errs)
-	}
-	created, err := f.builds.BuildV1().Builds(ns).Create(ctx, b, metav1.CreateOptions{})
-	if err != nil {
-		return nil, statusFrom(err)
-	}
-	setBuildTypeMeta(created)
-	return created, nil
+	return f.createBuild(ctx, ns, b)
 }
 
 // timestampSuffix is the suffix a clone without a BuildConfig gets (and

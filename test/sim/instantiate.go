@@ -137,6 +137,12 @@ func (f *frontDoor) instantiate(ctx context.Context, ns string, req *buildv1.Bui
 		}
 		break
 	}
+	return f.createBuild(ctx, ns, b)
+}
+
+// createBuild defaults, validates and creates a build the generator made
+// (instantiate or clone) and returns it as the API answers it.
+func (f *frontDoor) createBuild(ctx context.Context, ns string, b *buildv1.Build) (*buildv1.Build, *apierrors.StatusError) {
 	defaultBuild(b)
 	if errs := validateBuild(b); len(errs) > 0 {
 		return nil, apierrors.NewInvalid(schema.GroupKind{Group: Group, Kind: "Build"}, b.Name, errs)

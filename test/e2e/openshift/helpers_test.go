@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
 
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
 	"github.com/ocbuild/ocbuild/test/sandbox"
@@ -142,6 +144,22 @@ func gitBuild(ns, name, repo, strategy string, params ...buildv1beta1.ParamValue
 			Timeout:     &metav1.Duration{Duration: runTimeout},
 		},
 	}
+}
+
+// sampleBuild reads samples/<sample>/build.yaml as shipped (unknown fields
+// fail).
+func sampleBuild(t *testing.T, sample string) buildv1beta1.Build {
+	t.Helper()
+	path := filepath.Join(repoRoot, "samples", sample, "build.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b buildv1beta1.Build
+	if err := yaml.UnmarshalStrict(data, &b); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
 }
 
 // createBuild creates b and waits until Shipwright registered it (see

@@ -3,8 +3,6 @@ package openshift
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
 	"github.com/ocbuild/ocbuild/test/sim"
@@ -220,15 +217,7 @@ func TestChainBuildThroughImageStreams(t *testing.T) {
 func TestSampleOutputToInternalRegistry(t *testing.T) {
 	ctx := testContext(t, 10*time.Minute)
 	ns := newNamespace(t, true)
-	path := filepath.Join(repoRoot, "samples", "go-hello-docker", "build.yaml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b buildv1beta1.Build
-	if err := yaml.UnmarshalStrict(data, &b); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	b := sampleBuild(t, "go-hello-docker")
 	if want := internalRef("ocbuild-samples", "go-hello", "latest"); b.Spec.Output.Image != want {
 		t.Fatalf("the sample's output is %q; this test expects %q", b.Spec.Output.Image, want)
 	}

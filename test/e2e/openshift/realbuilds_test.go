@@ -4,8 +4,6 @@ package openshift
 // every RUN and every S2I script; registries ask for credentials.
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/yaml"
 
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
 	"github.com/ocbuild/ocbuild/test/sandbox"
@@ -267,15 +264,7 @@ func TestS2IGitDirectory(t *testing.T) {
 func TestSampleFlaskS2I(t *testing.T) {
 	ctx := testContext(t, 10*time.Minute)
 	ns := newNamespace(t, true)
-	path := filepath.Join(repoRoot, "samples", "flask-s2i", "build.yaml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b buildv1beta1.Build
-	if err := yaml.UnmarshalStrict(data, &b); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
+	b := sampleBuild(t, "flask-s2i")
 	b.Namespace = ns
 	b.Spec.Source.Git.URL = sb.GitRepoURL("flask-hello")
 	b.Spec.Source.Git.Revision = ptr.To("main")
