@@ -42,6 +42,7 @@ type BuildConfigInterface interface {
 	Create(ctx context.Context, bc *buildv1.BuildConfig, opts metav1.CreateOptions) (*buildv1.BuildConfig, error)
 	Update(ctx context.Context, bc *buildv1.BuildConfig, opts metav1.UpdateOptions) (*buildv1.BuildConfig, error)
 	Instantiate(ctx context.Context, name string, req *buildv1.BuildRequest, opts metav1.CreateOptions) (*buildv1.Build, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
 }
 
 // BuildInterface is the part of openshift/client-go's BuildInterface
@@ -146,6 +147,12 @@ func (b *buildConfigs) Instantiate(ctx context.Context, name string, req *buildv
 	err := b.c.Post().Namespace(b.ns).Resource("buildconfigs").Name(name).SubResource("instantiate").
 		VersionedParams(&opts, buildscheme.ParameterCodec).Body(req).Do(ctx).Into(out)
 	return out, err
+}
+
+func (b *buildConfigs) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	return b.c.Get().Namespace(b.ns).Resource("buildconfigs").
+		VersionedParams(&opts, buildscheme.ParameterCodec).Timeout(timeout(opts)).Watch(ctx)
 }
 
 type builds struct {

@@ -145,9 +145,10 @@ func Render(s Spec) buildv1.BuildConfigSpec {
 
 func boolPtr(b bool) *bool { return &b }
 
-// Lock is the start lock a run takes on the shared BuildConfig: from its
-// spec update until OpenShift has generated the run's Build from that spec,
-// no other ocbuild run rewrites the spec. Holder identifies the run (the
+// Lock is the start lock a run takes on the shared BuildConfig when it
+// changes the spec: from that update until OpenShift has generated the
+// run's Build from it, no other ocbuild run rewrites the spec. (A run that
+// finds its spec in place writes nothing and takes no lock.) Holder identifies the run (the
 // TaskRun uid); an empty Holder takes no lock. A lock older than TTL is
 // taken over, so a run killed while holding it blocks others only briefly.
 type Lock struct {
@@ -184,8 +185,9 @@ func heldBy(bc *buildv1.BuildConfig, now time.Time) (string, time.Time, bool) {
 // Apply creates the BuildConfig name from s, or updates its spec (keeping the
 // object's other fields and its status), retrying on conflicts, and takes
 // the start lock l in the same write. While another run holds the lock it
-// waits (bounded by ctx and the lock's expiry). It returns the BuildConfig
-// as stored.
+// waits (bounded by ctx and the lock's expiry). A BuildConfig that already
+// has the spec is not written and no lock is taken (see Holds). It returns
+// the BuildConfig as stored.
 func Apply(ctx context.Context, c buildapi.BuildConfigInterface, name string, s Spec, o Owner, l Lock) (*buildv1.BuildConfig, error) {
 	if l.TTL == 0 {
 		l.TTL = time.Minute
@@ -239,6 +241,14 @@ func apply(ctx context.Context, c buildapi.BuildConfigInterface, name string, s 
 		if cur.Labels[LabelManagedBy] != ManagedByValue {
 			return &NotOwnedError{Name: name}
 		}
+		if unchanged(cur, want, o) {
+			// Nothing to write, so no lock to take: a run holding it
+			// wrote this very spec, and one about to change it cannot
+			// make our start build its spec unnoticed (the driver checks
+			// the build's spec and starts again).
+			out = cur
+			return nil
+		}
 		if holder, until, ok := heldBy(cur, now); ok && holder != l.Holder {
 			return &lockedError{holder: holder, until: until}
 		}
@@ -256,11 +266,6 @@ func apply(ctx context.Context, c buildapi.BuildConfigInterface, name string, s 
 		for k, v := range ann {
 			upd.Annotations[k] = v
 		}
-		if reflect.DeepEqual(upd.ObjectMeta, cur.ObjectMeta) && Matches(cur.Spec.CommonSpec, want.CommonSpec) &&
-			reflect.DeepEqual(cur.Spec.Triggers, want.Triggers) && cur.Spec.RunPolicy == want.RunPolicy {
-			out = cur
-			return nil
-		}
 		out, err = c.Update(ctx, upd, metav1.UpdateOptions{})
 		return callError("update", err)
 	})
@@ -268,6 +273,28 @@ func apply(ctx context.Context, c buildapi.BuildConfigInterface, name string, s 
 		return nil, err
 	}
 	return out, nil
+}
+
+// unchanged reports whether cur already has the spec and the labels a run
+// would write; the annotations (last writer, lock) do not count.
+func unchanged(cur *buildv1.BuildConfig, want buildv1.BuildConfigSpec, o Owner) bool {
+	for k, v := range buildConfigLabels(o) {
+		if cur.Labels[k] != v {
+			return false
+		}
+	}
+	return Matches(cur.Spec.CommonSpec, want.CommonSpec) &&
+		reflect.DeepEqual(cur.Spec.Triggers, want.Triggers) && cur.Spec.RunPolicy == want.RunPolicy
+}
+
+// Holds reports whether holder holds the start lock on bc (as Apply
+// returned it: Apply takes the lock only when it writes the spec).
+func Holds(bc *buildv1.BuildConfig, holder string) bool {
+	if bc == nil || holder == "" {
+		return false
+	}
+	h, _, _ := strings.Cut(bc.Annotations[AnnotationStartLock], " ")
+	return h == holder
 }
 
 // CallError names the API call (verb on buildconfigs) that failed, so a 403

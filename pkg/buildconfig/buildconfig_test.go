@@ -199,3 +199,35 @@ func TestApplyRefusesABuildConfigItDoesNotOwn(t *testing.T) {
 		t.Error("a foreign BuildConfig was changed")
 	}
 }
+
+// Running the same Build again writes nothing: not the last BuildRun's
+// annotation, and no lock, even while another run with the same spec holds
+// it (it wrote this very spec); a different spec still waits for the lock.
+func TestUnchangedSpecIsNeitherWrittenNorLocked(t *testing.T) {
+	ctx := context.Background()
+	c := fakebuild.NewSimpleClientset()
+	bcs := c.BuildV1().BuildConfigs("ns")
+	s := Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"}
+	if _, err := Apply(ctx, bcs, "app", s, Owner{Build: "app", BuildRun: "run-1"}, Lock{Holder: "run-a"}); err != nil {
+		t.Fatal(err)
+	}
+	c.ClearActions()
+	bc, err := Apply(ctx, bcs, "app", s, Owner{Build: "app", BuildRun: "run-2"}, Lock{Holder: "run-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range c.Actions() {
+		if a.GetVerb() != "get" {
+			t.Errorf("unchanged spec: %s %s", a.GetVerb(), a.GetResource().Resource)
+		}
+	}
+	if Holds(bc, "run-b") || !Holds(bc, "run-a") {
+		t.Errorf("lock = %q, want run-a's still", bc.Annotations[AnnotationStartLock])
+	}
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	other := Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/b:1"}
+	if _, err := Apply(wctx, bcs, "app", other, Owner{Build: "app"}, Lock{Holder: "run-c"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a different spec did not wait for run-a's lock: %v", err)
+	}
+}

@@ -11,6 +11,8 @@ import (
 
 	buildv1 "github.com/openshift/api/build/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/ocbuild/ocbuild/pkg/buildwatch"
 )
 
 // scriptedLog serves a fixed log of lines within one second (so every
@@ -123,4 +125,59 @@ func TestReadBringingTheLastLinesCountsTowardsTheEnd(t *testing.T) {
 	if n := len(sl.requests()); n != 2 {
 		t.Errorf("%d log requests, want 2", n)
 	}
+}
+
+// A follow stream the server ends cleanly with the build's end is the first
+// of the agreeing reads: the finished log costs one short read more, two
+// requests in all, the second resuming at the last second (sinceTime).
+func TestCleanFollowEndIsTheFirstAgreeingRead(t *testing.T) {
+	lines, want := oneSecondLog(10)
+	sl := &scriptedLog{lines: lines}
+	srv := httptest.NewServer(sl)
+	defer srv.Close()
+	f, out := follower(t, srv, buildv1.BuildPhaseRunning)
+	endAfterFirstRead(t, f, sl)
+	if err := f.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want {
+		t.Fatalf("log differs from the build's log: %s", firstDifference(out.String(), want))
+	}
+	if n := len(sl.requests()); n != 2 {
+		t.Errorf("%d log requests, want 2 (follow, then one proving read)", n)
+	}
+}
+
+// A follow stream that ended cleanly before the log did (a proxy's cut
+// looks the same) is not the end: the lines after it are still printed.
+func TestCleanFollowEndBeforeTheLogEndsIsNotTheEnd(t *testing.T) {
+	lines, want := oneSecondLog(10)
+	sl := &scriptedLog{lines: lines, steps: []step{{lines: 6}}}
+	srv := httptest.NewServer(sl)
+	defer srv.Close()
+	f, out := follower(t, srv, buildv1.BuildPhaseRunning)
+	endAfterFirstRead(t, f, sl)
+	if err := f.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want {
+		t.Fatalf("log differs from the build's log: %s", firstDifference(out.String(), want))
+	}
+	if n := len(sl.requests()); n != 3 {
+		t.Errorf("%d log requests, want 3 (follow cut, the rest, the proof)", n)
+	}
+}
+
+// endAfterFirstRead turns f's build Complete once the first log request
+// has arrived, as the phase follows the build container's end.
+func endAfterFirstRead(t *testing.T, f *Follower, sl *scriptedLog) {
+	t.Helper()
+	go func() {
+		_ = wait.PollUntilContextTimeout(context.Background(), time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			return len(sl.requests()) > 0, nil
+		})
+		b := f.Tracker.Latest().DeepCopy()
+		b.Status.Phase = buildv1.BuildPhaseComplete
+		buildwatch.SetForTest(f.Tracker, b)
+	}()
 }

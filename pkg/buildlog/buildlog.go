@@ -21,8 +21,12 @@
 // a stream ends, not between lines that follow.
 //
 // End of stream is only a hint: the build's phase, observed through a
-// buildwatch.Tracker, decides when the log is complete. Once the build is
-// terminal the log is read again without follow, with no budget of reads:
+// buildwatch.Tracker, decides when the log is complete. A follow stream the
+// server ended cleanly (as it does when the build's container ends) counts
+// as the first of the reads that prove the end, so a build whose log was
+// not cut costs two reads: the follow, and one read of the last second.
+// Once the build is terminal the log is read again without follow, with no
+// budget of reads:
 // as long as the server answers and the caller's context allows, until clean
 // reads that agree on where the log ends prove the end (see proof), so a
 // stream the server closed early (it does so silently on copy errors) still
@@ -161,6 +165,26 @@ func (f *Follower) readRunning(ctx context.Context, st *runState, changed <-chan
 	if r.stamped {
 		st.backoff = f.Backoff
 	}
+	st.done.observe(r)
+	if r.err == nil && r.notes == 0 && r.note == "" && r.caughtUp {
+		// The server ended the stream cleanly, as it does when the build's
+		// container ends: likely the end of the log, so it counts as the
+		// first of the agreeing reads once the build is over, and the
+		// next is a short read of the last second, not a whole re-read.
+		// A cut that only looked clean costs nothing: a later read that
+		// brings more lines drops this agreement.
+		st.done.reset()
+		st.done.add(r)
+		// The phase follows the container's end; reopening the stream
+		// before it arrives would cost a read for nothing.
+		if !f.await(ctx, changed, cleanEndWait) {
+			return true, st.incomplete(ctx)
+		}
+		return false, nil
+	}
+	if r.pastPosition() || r.err != nil {
+		st.done.reset()
+	}
 	if r.err != nil && ctx.Err() == nil {
 		f.warn(fmt.Sprintf("build log stream interrupted (%s); reconnecting", shorten(r.err)))
 	}
@@ -168,6 +192,23 @@ func (f *Follower) readRunning(ctx context.Context, st *runState, changed <-chan
 		return true, st.incomplete(ctx)
 	}
 	return false, nil
+}
+
+// cleanEndWait is how long a follow stream that ended cleanly waits for the
+// build to change (to its terminal phase) before it is reopened.
+const cleanEndWait = 2 * time.Second
+
+// await waits up to d for changed; false when ctx ended.
+func (f *Follower) await(ctx context.Context, changed <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-changed:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }
 
 // readFinished reads the finished build's log once, without follow, and

@@ -1,6 +1,7 @@
 // Package buildwatch follows one OpenShift Build to a terminal phase with
-// client-go's list+watch machinery (an informer re-lists when a watch expires
-// or drops), and publishes each observed state to other parts of the step.
+// client-go's watch machinery (a watch from the state already held, re-opened
+// from the last version seen; a re-list only when that version expired), and
+// publishes each observed state to other parts of the step.
 //
 // The outcome is decided only from status.phase: the status.cancelled flag can
 // be true on a Complete build, and the end of a log stream means nothing.
@@ -12,6 +13,7 @@ import (
 	"sync"
 
 	buildv1 "github.com/openshift/api/build/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -100,35 +102,75 @@ func newerThan(have, got *buildv1.Build) bool {
 	return Terminal(have.Status.Phase) && !Terminal(got.Status.Phase)
 }
 
-// Watch lists and watches the build name until it reaches a terminal phase,
-// feeding every state to t, and returns the terminal build. It returns
-// ErrDeleted if the build is deleted first, or ctx's error.
-func Watch(ctx context.Context, c buildapi.BuildInterface, name string, t *Tracker) (*buildv1.Build, error) {
+// Watch follows the build b to a terminal phase, feeding every state to t,
+// and returns the terminal build. It watches from b's resourceVersion — the
+// state the caller already holds, so nothing after it is missed and no list
+// is needed — re-opening the watch from the last version seen when it
+// drops. Only when the server no longer has that version (410 Gone: the
+// watch window moved on, e.g. after a long upload) does it fall back to
+// list+watch. It returns ErrDeleted if the build is deleted first, or ctx's
+// error.
+func Watch(ctx context.Context, c buildapi.BuildInterface, b *buildv1.Build, t *Tracker) (*buildv1.Build, error) {
+	if Terminal(b.Status.Phase) {
+		return b, nil
+	}
+	if b.ResourceVersion == "" || b.ResourceVersion == "0" {
+		return WatchByName(ctx, c, b.Name, t)
+	}
+	wf := func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return c.Watch(ctx, o) }
+	rw, err := watchtools.NewRetryWatcherWithContext(ctx, b.ResourceVersion, onewatch.WatcherByName(b.Name, wf))
+	if err != nil {
+		return WatchByName(ctx, c, b.Name, t)
+	}
+	ev, err := watchtools.UntilWithoutRetry(ctx, rw, func(e watch.Event) (bool, error) {
+		if e.Type == watch.Error {
+			return false, apierrors.FromObject(e.Object)
+		}
+		return t.observe(b.Name, e)
+	})
+	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		return WatchByName(ctx, c, b.Name, t)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ev.Object.(*buildv1.Build), nil
+}
+
+// WatchByName lists and watches the build name until it reaches a terminal
+// phase, for callers that hold no state of it; see Watch.
+func WatchByName(ctx context.Context, c buildapi.BuildInterface, name string, t *Tracker) (*buildv1.Build, error) {
 	lw := onewatch.ByName(name,
 		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return c.List(ctx, o) },
 		func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return c.Watch(ctx, o) })
 	ev, err := watchtools.UntilWithSync(ctx, lw, &buildv1.Build{}, nil, func(e watch.Event) (bool, error) {
-		switch e.Type {
-		case watch.Deleted:
-			if m, ok := e.Object.(metav1.Object); ok && m.GetName() != name {
-				return false, nil
-			}
-			t.set(nil, true)
-			return false, ErrDeleted
-		case watch.Added, watch.Modified:
-			b, ok := e.Object.(*buildv1.Build)
-			if !ok || b.Name != name {
-				return false, nil
-			}
-			t.set(b, false)
-			return Terminal(b.Status.Phase), nil
-		}
-		return false, nil
+		return t.observe(name, e)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return ev.Object.(*buildv1.Build), nil
+}
+
+// observe feeds one watch event of the build name to t and reports whether
+// the build is terminal.
+func (t *Tracker) observe(name string, e watch.Event) (bool, error) {
+	switch e.Type {
+	case watch.Deleted:
+		if m, ok := e.Object.(metav1.Object); ok && m.GetName() != name {
+			return false, nil
+		}
+		t.set(nil, true)
+		return false, ErrDeleted
+	case watch.Added, watch.Modified:
+		b, ok := e.Object.(*buildv1.Build)
+		if !ok || b.Name != name {
+			return false, nil
+		}
+		t.set(b, false)
+		return Terminal(b.Status.Phase), nil
+	}
+	return false, nil
 }
 
 // SetForTest feeds a state to t as a watch event would; for tests of

@@ -31,6 +31,7 @@ import (
 
 	buildv1 "github.com/openshift/api/build/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 
@@ -99,7 +100,8 @@ type Clients struct {
 	REST    rest.Interface // build.openshift.io/v1 REST client (log, instantiatebinary)
 	Dynamic dynamic.Interface
 	// ServesBuildAPI, if set, tells whether the cluster serves
-	// build.openshift.io/v1 (false: it says it does not).
+	// build.openshift.io/v1 (false: it says it does not); asked only to
+	// explain a 404.
 	ServesBuildAPI func(context.Context) (bool, error)
 }
 
@@ -166,9 +168,6 @@ func (d *Driver) run(parent context.Context, o Options) *Outcome {
 		defer stop()
 	}
 
-	if f := d.checkAPI(ctx); f != nil {
-		return &Outcome{Failure: f}
-	}
 	if o.Owner.TaskRun != "" && d.Clients.Dynamic != nil {
 		if o.Mode == ModeBuild && o.Spec.CompletionDeadlineSeconds == 0 {
 			o.Spec.CompletionDeadlineSeconds = d.deadlineFromTaskRun(ctx, o)
@@ -185,26 +184,22 @@ func (d *Driver) run(parent context.Context, o Options) *Outcome {
 		return &Outcome{Build: b, Commit: commitOf(b), Failure: f}
 	}
 	d.logf("build %s/%s started from BuildConfig %s", o.Namespace, b.Name, o.BuildConfig)
-	d.claim(ctx, o, b)
-	return d.follow(ctx, o, b)
+	return d.follow(ctx, o, d.claim(ctx, o, b))
 }
 
-// checkAPI fails fast when the cluster does not serve the Build API; any
-// other answer lets the run go on (discovery may be restricted; the real
-// calls will say more).
-func (d *Driver) checkAPI(ctx context.Context) *failure.Error {
-	if d.Clients.ServesBuildAPI == nil {
+// apiMissing tells a 404 that means the cluster does not serve the Build
+// API from one for a missing BuildConfig: asked only then, so a run on a
+// cluster that serves it makes no discovery request. nil: the API is
+// served, or discovery cannot say (it may be restricted; the 404 stands).
+func (d *Driver) apiMissing(ctx context.Context, err error) *failure.Error {
+	if !apierrors.IsNotFound(err) || d.Clients.ServesBuildAPI == nil {
 		return nil
 	}
-	served, _ := d.Clients.ServesBuildAPI(ctx)
-	if ctx.Err() != nil {
-		return d.stopFailure(ctx, nil, "before any build was started")
+	if served, derr := d.Clients.ServesBuildAPI(ctx); served || derr != nil {
+		return nil
 	}
-	if !served {
-		return failure.New(failure.BuildAPIUnavailable,
-			"the cluster does not serve build.openshift.io/v1: the OpenShift Build capability is disabled or this is not an OpenShift cluster")
-	}
-	return nil
+	return failure.New(failure.BuildAPIUnavailable,
+		"the cluster does not serve build.openshift.io/v1: the OpenShift Build capability is disabled or this is not an OpenShift cluster")
 }
 
 // stopFailure describes why ctx ended; when is appended to the message of a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	clienttesting "k8s.io/client-go/testing"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -468,5 +469,63 @@ func waitFor(t *testing.T, c *cluster, name string, phase buildv1.BuildPhase) {
 		if b, ok := e.Object.(*buildv1.Build); ok && b.Name == name && b.Status.Phase == phase {
 			return
 		}
+	}
+}
+
+// A binary build of an unchanged BuildConfig makes at most six build API
+// requests (oc's start-build makes four): GET BuildConfig, POST
+// instantiatebinary, PATCH build (the TaskRun as owner), one WATCH from
+// the version the patch returned, and two log reads (the follow, and the
+// one that proves its end). No write to the BuildConfig, no polling, no
+// list, no discovery.
+func TestUnchangedBinaryBuildMakesAtMostSixRequests(t *testing.T) {
+	c := newCluster(t)
+	ref, digest, _ := pushImage(t)
+	c.outcome = complete(digest)
+	dir, _ := sourceTree(t)
+	r := newRun(t, c)
+	r.d.Clients.ServesBuildAPI = func(context.Context) (bool, error) { t.Error("discovery asked"); return true, nil }
+	o := Options{Mode: ModeBuild, Namespace: ns, BuildConfig: "app", Spec: dockerSpec(ref), SourceDir: dir, SourceRoot: dir,
+		Owner:        buildconfig.Owner{Build: "app", BuildRun: "app-run-1", TaskRun: "app-run-1-tr", TaskRunUID: "uid-1"},
+		StartTimeout: time.Minute, Results: r.files(), Sizes: imagesize.Lookup{Insecure: true}}
+	c.setLog("app-1", []string{"STEP 1/2: FROM scratch", "Push successful"}, 0)
+	if _, err := r.d.Run(context.Background(), o); err != nil {
+		t.Fatalf("first run: %v\nlog:\n%s", err, r.log)
+	}
+
+	c.client.ClearActions()
+	second := newRun(t, c)
+	o.Owner = buildconfig.Owner{Build: "app", BuildRun: "app-run-2", TaskRun: "app-run-2-tr", TaskRunUID: "uid-2"}
+	o.Results = second.files()
+	c.setLog("app-2", []string{"STEP 1/2: FROM scratch", "Push successful"}, 0)
+	if _, err := second.d.Run(context.Background(), o); err != nil {
+		t.Fatalf("second run: %v\nlog:\n%s", err, second.log)
+	}
+	var calls []string
+	for _, a := range c.client.Actions() {
+		if w, ok := a.(clienttesting.WatchAction); ok {
+			if _, named := w.GetWatchRestrictions().Fields.RequiresExactMatch("metadata.name"); !named {
+				continue // the harness's own controller
+			}
+		}
+		calls = append(calls, a.GetVerb()+" "+a.GetResource().Resource)
+	}
+	c.mu.Lock()
+	logReads := len(c.logCalls["app-2"])
+	c.mu.Unlock()
+	calls = append(calls, "post buildconfigs/instantiatebinary")
+	for range logReads {
+		calls = append(calls, "get builds/log")
+	}
+	if len(calls) > 6 {
+		t.Errorf("%d build API requests, want at most 6: %v", len(calls), calls)
+	}
+	for _, call := range calls {
+		if strings.HasPrefix(call, "update") || strings.HasPrefix(call, "list") || strings.HasPrefix(call, "create buildconfigs") {
+			t.Errorf("unneeded request for an unchanged BuildConfig: %s (all: %v)", call, calls)
+		}
+	}
+	if want := "STEP 1/2: FROM scratch\nPush successful\n"; second.out.String() != want {
+		t.Errorf("build log = %q, want %q", second.out.String(), want)
 	}
 }

@@ -49,8 +49,9 @@ func (d *Driver) apiFailure(err error, p permissions.Permission, o Options) *fai
 // claim links the build to the TaskRun: labels for people and selectors, and
 // the TaskRun as its only owner so deleting the BuildRun deletes the build.
 // (Kubernetes collects an object only when all its owners are gone, so the
-// BuildConfig's ownerReference is replaced.)
-func (d *Driver) claim(ctx context.Context, o Options, b *buildv1.Build) {
+// BuildConfig's ownerReference is replaced.) It returns the build as the
+// patch left it, the state the watch starts from, or b when no patch took.
+func (d *Driver) claim(ctx context.Context, o Options, b *buildv1.Build) *buildv1.Build {
 	meta := map[string]any{"labels": o.Owner.Labels()}
 	if o.Owner.TaskRunUID != "" {
 		meta["annotations"] = map[string]string{buildconfig.AnnotationTaskRunUID: o.Owner.TaskRunUID}
@@ -58,9 +59,12 @@ func (d *Driver) claim(ctx context.Context, o Options, b *buildv1.Build) {
 			APIVersion: "tekton.dev/v1", Kind: "TaskRun", Name: o.Owner.TaskRun, UID: types.UID(o.Owner.TaskRunUID),
 		}}
 	}
-	err := d.patchMeta(ctx, o, b.Name, meta)
-	if err == nil || ctx.Err() != nil {
-		return
+	patched, err := d.patchMeta(ctx, o, b.Name, meta)
+	if err == nil {
+		return patched
+	}
+	if ctx.Err() != nil {
+		return b
 	}
 	hint := ""
 	if _, owned := meta["ownerReferences"]; owned && apierrors.IsForbidden(err) {
@@ -68,18 +72,27 @@ func (d *Driver) claim(ctx context.Context, o Options, b *buildv1.Build) {
 		// keep at least the labels and annotation people select by.
 		hint = fmt.Sprintf("; setting ownerReferences needs %s: apply strategies/rbac", permissions.DeleteBuild)
 		delete(meta, "ownerReferences")
-		if lerr := d.patchMeta(ctx, o, b.Name, meta); lerr != nil && ctx.Err() == nil {
+		if p, lerr := d.patchMeta(ctx, o, b.Name, meta); lerr != nil && ctx.Err() == nil {
 			d.logf("warning: cannot label build %s either (%v)", b.Name, lerr)
+		} else if lerr == nil {
+			b = p
 		}
 	}
 	d.logf("warning: cannot link build %s to TaskRun %s (%v)%s; deleting the BuildRun will not delete it", b.Name, o.Owner.TaskRun, err, hint)
+	return b
 }
 
 // patchMeta merge-patches the build's metadata, retrying transient errors.
-func (d *Driver) patchMeta(ctx context.Context, o Options, name string, meta map[string]any) error {
+func (d *Driver) patchMeta(ctx context.Context, o Options, name string, meta map[string]any) (*buildv1.Build, error) {
 	patch, _ := json.Marshal(map[string]any{"metadata": meta})
-	return apiretry.OnError(apiRetry, cancellation.Retryable, func() error {
-		_, err := d.Clients.Builds.Builds(o.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	var out *buildv1.Build
+	err := apiretry.OnError(apiRetry, cancellation.Retryable, func() error {
+		var err error
+		out, err = d.Clients.Builds.Builds(o.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
 		return err
 	})
+	if err == nil && out == nil {
+		err = fmt.Errorf("patching build %s returned no build", name)
+	}
+	return out, err
 }

@@ -65,20 +65,45 @@ type errorString string
 
 func (e errorString) Error() string { return string(e) }
 
+// A cluster without the Build API answers 404 to every build.openshift.io
+// call; the run says so instead of "BuildConfig not found", in both modes,
+// and asks discovery only then.
 func TestBuildAPINotServed(t *testing.T) {
+	for _, mode := range []string{ModeBuild, ModeStart} {
+		t.Run(mode, func(t *testing.T) {
+			c := newCluster(t)
+			c.client.PrependReactor("*", "buildconfigs", func(a clienttesting.Action) (bool, runtime.Object, error) {
+				return true, nil, apierrors.NewNotFound(schema.GroupResource{Group: "build.openshift.io", Resource: "buildconfigs"}, "app")
+			})
+			r := newRun(t, c)
+			asked := 0
+			r.d.Clients.ServesBuildAPI = func(context.Context) (bool, error) { asked++; return false, nil }
+			o := gitOptions(r)
+			o.Mode = mode
+			if _, err := r.d.Run(context.Background(), o); err == nil {
+				t.Fatal("Run succeeded without the build API")
+			}
+			if got := r.result(results.ErrorReason); got != failure.BuildAPIUnavailable {
+				t.Errorf("reason = %q (message %q)", got, r.result(results.ErrorMessage))
+			}
+			if asked != 1 {
+				t.Errorf("discovery asked %d times, want once (to explain the 404)", asked)
+			}
+		})
+	}
+}
+
+// On a cluster that serves the Build API, discovery is never asked.
+func TestServedBuildAPIIsNotRediscovered(t *testing.T) {
 	c := newCluster(t)
+	c.outcome = complete("sha256:" + strings.Repeat("c", 64))
 	r := newRun(t, c)
-	r.d.Clients.ServesBuildAPI = func(context.Context) (bool, error) { return false, nil }
-	if _, err := r.d.Run(context.Background(), gitOptions(r)); err == nil {
-		t.Fatal("Run succeeded without the build API")
+	r.d.Clients.ServesBuildAPI = func(context.Context) (bool, error) {
+		t.Error("discovery asked although every call answered")
+		return true, nil
 	}
-	if got := r.result(results.ErrorReason); got != failure.BuildAPIUnavailable {
-		t.Errorf("reason = %q (message %q)", got, r.result(results.ErrorMessage))
-	}
-	for _, a := range c.client.Actions() {
-		if a.GetVerb() != "watch" { // the harness's own controller watches
-			t.Errorf("API call made without a build API: %v", a)
-		}
+	if _, err := r.d.Run(context.Background(), gitOptions(r)); err != nil {
+		t.Fatal(err)
 	}
 }
 

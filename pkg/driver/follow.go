@@ -32,7 +32,7 @@ func (d *Driver) follow(ctx context.Context, o Options, b *buildv1.Build) *Outco
 	}
 	done := make(chan watched, 1)
 	go func() {
-		tb, err := buildwatch.Watch(watchCtx, builds, b.Name, tracker)
+		tb, err := buildwatch.Watch(watchCtx, builds, b, tracker)
 		done <- watched{tb, err}
 	}()
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -237,6 +238,9 @@ func (c *cluster) generate(bcName string, req *buildv1.BuildRequest, binary bool
 		Spec:   buildv1.BuildSpec{CommonSpec: *bc.Spec.CommonSpec.DeepCopy()},
 		Status: buildv1.BuildStatus{Phase: buildv1.BuildPhaseNew, Reason: c.stayNew},
 	}
+	// The fake tracker keeps no resourceVersions; the driver watches from
+	// the one it holds, as the harness's watches replay the current state.
+	b.ResourceVersion = "1"
 	if req != nil {
 		for k, v := range req.Labels {
 			if _, system := b.Labels[k]; !system {
@@ -264,6 +268,11 @@ func (c *cluster) generate(bcName string, req *buildv1.BuildRequest, binary bool
 
 func ptr[T any](v T) *T { return &v }
 
+func nextVersion(rv string) string {
+	n, _ := strconv.Atoi(rv)
+	return strconv.Itoa(n + 1)
+}
+
 func (c *cluster) get(name string) *buildv1.Build {
 	obj, err := c.tracker().Get(buildsGVR, ns, name)
 	if err != nil {
@@ -283,6 +292,7 @@ func (c *cluster) update(name string, fn func(b *buildv1.Build)) bool {
 	}
 	b = b.DeepCopy()
 	fn(b)
+	b.ResourceVersion = nextVersion(b.ResourceVersion)
 	if err := c.tracker().Update(buildsGVR, b, ns); err != nil {
 		c.t.Errorf("update build %s: %v", name, err)
 		return false

@@ -144,7 +144,7 @@ func (d *Driver) cancelAndWait(o Options, name string) *buildv1.Build {
 	defer cancel()
 	builds := d.Clients.Builds.Builds(o.Namespace)
 	tracker := buildwatch.NewTracker(&buildv1.Build{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace}})
-	b, err := buildwatch.Watch(ctx, builds, name, tracker)
+	b, err := buildwatch.WatchByName(ctx, builds, name, tracker)
 	if err != nil {
 		if !errors.Is(err, buildwatch.ErrDeleted) {
 			d.logf("warning: build %s did not confirm the cancel within %s (%v)", name, o.CancelGrace, err)

@@ -1,10 +1,20 @@
 package driver
 
-// Starting the build: bring the owned BuildConfig to the run's spec under
-// the start lock (ModeBuild) or read the existing one (ModeStart), then
-// instantiate it (upload.go for binary sources). Every start request that
-// did not answer cleanly is settled (settle.go): the build it may have
-// created is adopted or cancelled, never left behind.
+// Starting the build: bring the owned BuildConfig to the run's spec
+// (ModeBuild) or read the existing one (ModeStart), then instantiate it
+// (upload.go for binary sources). Every start request that did not answer
+// cleanly is settled (settle.go): the build it may have created is adopted
+// or cancelled, never left behind.
+//
+// Concurrent runs share a BuildConfig and each must build its own spec. The
+// guarantee is the check after the start: a build generated from another
+// run's spec is cancelled and the run starts again. The start lock only
+// keeps that rare: a run that has to change the spec takes it in the same
+// write and holds it until OpenShift generated its build, so runs with
+// other specs wait instead of overwriting it. A BuildConfig that already
+// has the run's spec is neither written nor locked (the usual case: the
+// same Build run again costs one GET), and runs with the same spec never
+// wait for each other.
 
 import (
 	"context"
@@ -15,14 +25,19 @@ import (
 	"time"
 
 	buildv1 "github.com/openshift/api/build/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/ocbuild/ocbuild/pkg/apiretry"
+	"github.com/ocbuild/ocbuild/pkg/buildapi"
 	"github.com/ocbuild/ocbuild/pkg/buildconfig"
 	"github.com/ocbuild/ocbuild/pkg/cancellation"
 	"github.com/ocbuild/ocbuild/pkg/failure"
+	"github.com/ocbuild/ocbuild/pkg/onewatch"
 	"github.com/ocbuild/ocbuild/pkg/permissions"
 	"github.com/ocbuild/ocbuild/pkg/revision"
 )
@@ -95,6 +110,9 @@ func (d *Driver) applyFailure(ctx context.Context, err error, o Options) *failur
 	case ctx.Err() != nil:
 		return d.stopFailure(ctx, nil, "while preparing BuildConfig "+o.BuildConfig+", before any build was started")
 	}
+	if f := d.apiMissing(ctx, err); f != nil {
+		return f
+	}
 	perm := permissions.UpdateBuildConfig
 	var call *buildconfig.CallError
 	if errors.As(err, &call) {
@@ -108,18 +126,24 @@ func (d *Driver) applyFailure(ctx context.Context, err error, o Options) *failur
 	return d.apiFailure(err, perm, o)
 }
 
-// startLocked starts the build while holding the BuildConfig's start lock.
-// The lock is released once OpenShift generated the build from our spec —
-// for instantiate that is its answer; for instantiatebinary, which answers
-// only once the build runs and took the upload, it is the BuildConfig's
-// lastVersion moving past the value we locked — and in any case only after
-// a failed start has been settled, so no other run starts the build number
-// we may still have to cancel.
+// startLocked starts the build, holding the BuildConfig's start lock if
+// Apply took one (it does only when it wrote the spec). The lock is released
+// once OpenShift generated the build from our spec — for instantiate that is
+// its answer; for instantiatebinary, which answers only once the build runs
+// and took the upload, it is the BuildConfig's lastVersion moving past the
+// value we locked, seen by a watch from the version our write left — and in
+// any case only after a failed start has been settled, so no other run
+// starts the build number we may still have to cancel. Without a lock
+// nothing is written: an unchanged BuildConfig costs no requests here.
 func (d *Driver) startLocked(ctx context.Context, o Options, bc *buildv1.BuildConfig, holder string) (*buildv1.Build, *failure.Error, bool) {
 	bcs := d.Clients.Builds.BuildConfigs(o.Namespace)
+	locked := buildconfig.Holds(bc, holder)
 	var once sync.Once
 	release := func() {
 		once.Do(func() {
+			if !locked {
+				return
+			}
 			// Bounded: a stopped step has little time left.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
@@ -136,18 +160,35 @@ func (d *Driver) startLocked(ctx context.Context, o Options, bc *buildv1.BuildCo
 		b, f := d.instantiate(ctx, o, bc)
 		return b, f, false
 	}
-	wctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go func() {
-		_ = wait.PollUntilContextCancel(wctx, 100*time.Millisecond, false, func(ctx context.Context) (bool, error) {
-			cur, err := bcs.Get(ctx, o.BuildConfig, metav1.GetOptions{})
-			return err == nil && cur.Status.LastVersion > bc.Status.LastVersion, nil
-		})
-		if wctx.Err() == nil {
-			release()
-		}
-	}()
+	if locked {
+		wctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			if d.generated(wctx, bcs, bc) {
+				release()
+			}
+		}()
+	}
 	return d.upload(ctx, o, d.uploadRequest(o), bc.Status.LastVersion)
+}
+
+// generated watches bc from the version held until its lastVersion moves
+// past bc's: OpenShift generated the next build from the spec. It reports
+// false when ctx ended first.
+func (d *Driver) generated(ctx context.Context, bcs buildapi.BuildConfigInterface, bc *buildv1.BuildConfig) bool {
+	wf := func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return bcs.Watch(ctx, o) }
+	rw, err := watchtools.NewRetryWatcherWithContext(ctx, bc.ResourceVersion, onewatch.WatcherByName(bc.Name, wf))
+	if err != nil {
+		return false
+	}
+	_, err = watchtools.UntilWithoutRetry(ctx, rw, func(e watch.Event) (bool, error) {
+		if e.Type == watch.Error {
+			return false, apierrors.FromObject(e.Object)
+		}
+		cur, ok := e.Object.(*buildv1.BuildConfig)
+		return ok && cur.Status.LastVersion > bc.Status.LastVersion, nil
+	})
+	return err == nil
 }
 
 // getBuildConfig reads the BuildConfig to start; when says, for a stop,
@@ -162,6 +203,9 @@ func (d *Driver) getBuildConfig(ctx context.Context, o Options, when string) (*b
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, d.stopFailure(ctx, nil, when)
+		}
+		if f := d.apiMissing(ctx, err); f != nil {
+			return nil, f
 		}
 		return nil, d.apiFailure(err, permissions.GetBuildConfig, o)
 	}

@@ -39,6 +39,28 @@ func ByName(name string, list ListFunc, watchFn WatchFunc) cache.ListerWatcher {
 	}}
 }
 
+// WatcherByName watches only the object called name, for client-go's
+// RetryWatcher (tools/watch): a watch from a resourceVersion the caller
+// already holds, re-opened from the last version seen when it drops, with
+// no list.
+func WatcherByName(name string, watchFn WatchFunc) cache.WatcherWithContext {
+	sel := Selector(name)
+	return watcher(func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		o.FieldSelector = sel
+		return watchFn(ctx, o)
+	})
+}
+
+type watcher func(context.Context, metav1.ListOptions) (watch.Interface, error)
+
+func (w watcher) Watch(o metav1.ListOptions) (watch.Interface, error) {
+	return w(context.Background(), o)
+}
+
+func (w watcher) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+	return w(ctx, o)
+}
+
 // Selector is the field selector ByName uses.
 func Selector(name string) string {
 	return fields.OneTermEqualSelector("metadata.name", name).String()
