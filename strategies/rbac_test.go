@@ -12,9 +12,14 @@ import (
 )
 
 // grant is one (group, resource[/subresource], verb) triple of a rule.
-type grant struct{ Group, Resource, Verb string }
+type grant struct{ Group, Resource, Verb, Name string }
 
-func (g grant) String() string { return fmt.Sprintf("%s %s (group %q)", g.Verb, g.Resource, g.Group) }
+func (g grant) String() string {
+	if g.Name != "" {
+		return fmt.Sprintf("%s %s %s (group %q)", g.Verb, g.Resource, g.Name, g.Group)
+	}
+	return fmt.Sprintf("%s %s (group %q)", g.Verb, g.Resource, g.Group)
+}
 
 // expand turns rules into grants, failing on anything the step must not have.
 func expand(t *testing.T, where string, rules []rbacv1.PolicyRule) map[grant]bool {
@@ -34,6 +39,9 @@ func expand(t *testing.T, where string, rules []rbacv1.PolicyRule) map[grant]boo
 		}
 		for _, res := range r.Resources {
 			base, sub, _ := strings.Cut(res, "/")
+			if base == "configmaps" && len(r.ResourceNames) == 0 {
+				t.Errorf("%s: grants every ConfigMap; name the one the step reads (resourceNames)", w)
+			}
 			if base == "secrets" || base == "pods" || sub == "exec" || sub == "attach" || base == "serviceaccounts" ||
 				base == "roles" || base == "rolebindings" || base == "clusterroles" || base == "clusterrolebindings" {
 				t.Errorf("%s: grants %s, which the step must never have", w, res)
@@ -51,7 +59,12 @@ func expand(t *testing.T, where string, rules []rbacv1.PolicyRule) map[grant]boo
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
 				for _, verb := range r.Verbs {
-					out[grant{g, res, verb}] = true
+					if len(r.ResourceNames) == 0 {
+						out[grant{g, res, verb, ""}] = true
+					}
+					for _, n := range r.ResourceNames {
+						out[grant{g, res, verb, n}] = true
+					}
 				}
 			}
 		}
@@ -63,7 +76,7 @@ func expand(t *testing.T, where string, rules []rbacv1.PolicyRule) map[grant]boo
 func needed() map[grant]bool {
 	out := map[grant]bool{}
 	for _, p := range permissions.All {
-		out[grant{p.Group, p.ResourceName(), p.Verb}] = true
+		out[grant{p.Group, p.ResourceName(), p.Verb, p.Name}] = true
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package strategies
 
 import (
+	"github.com/ocbuild/ocbuild/pkg/defaults"
 	"regexp"
 	"slices"
 	"strconv"
@@ -46,7 +47,7 @@ var (
 		"source-dir", "source-root", "include-git", "timeout", "start-timeout", "taskrun-name", "taskrun-uid", "build-name",
 		"buildrun-name", "result-file-image-digest", "result-file-image-size",
 		"result-file-commit-sha", "result-file-error-reason", "result-file-error-message",
-		"insecure-registry", "internal-registry", "env-array", "build-arg-array",
+		"insecure-registry", "internal-registry", "env-array", "build-arg-array", "defaults-configmap",
 	}
 	buildOnlyFlags = []string{
 		"strategy", "git-url", "git-ref", "source-secret", "context-dir", "dockerfile",
@@ -211,7 +212,7 @@ func TestStrategyNamesAndVolumes(t *testing.T) {
 				t.Errorf("%s: volume %s has no description", name, v.Name)
 			}
 			if v.EmptyDir == nil {
-				t.Errorf("%s: volume %s should be an emptyDir", name, v.Name)
+				t.Errorf("%s: volume %s should be an emptyDir (Shipwright refuses a BuildRun whose strategy mounts a missing ConfigMap or Secret)", name, v.Name)
 			}
 			vols[v.Name] = true
 		}
@@ -393,6 +394,7 @@ func TestStrategyArgsFollowTheFlagContract(t *testing.T) {
 				{"insecure-registry", "$(params.shp-output-insecure)"},
 				{"source-dir", "$(params.shp-source-context)"},
 				{"source-root", "$(params.shp-source-root)"},
+				{"defaults-configmap", defaults.ConfigMap},
 			} {
 				if flags[kv[0]] != kv[1] {
 					t.Errorf("%s: want --%s=%s, got %q", where, kv[0], kv[1], flags[kv[0]])

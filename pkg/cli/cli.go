@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ocbuild/ocbuild/pkg/buildconfig"
+	"github.com/ocbuild/ocbuild/pkg/defaults"
 	"github.com/ocbuild/ocbuild/pkg/driver"
 	"github.com/ocbuild/ocbuild/pkg/failure"
 	"github.com/ocbuild/ocbuild/pkg/results"
@@ -62,6 +64,7 @@ type flags struct {
 	timeout, startTimeout                                               time.Duration
 	taskRunName, taskRunUID, buildName, buildRunName                    string
 	internalRegistry                                                    []string
+	defaultsDir, defaultsConfigMap                                      string
 	resultDigest, resultSize, resultCommit, resultReason, resultMessage string
 }
 
@@ -71,6 +74,9 @@ type Command struct {
 	Kubeconfig string
 	Insecure   bool
 	Internal   []string
+	// DefaultsConfigMap is read once connected; the arguments are then
+	// parsed again with its defaults (see Main).
+	DefaultsConfigMap string
 }
 
 const usageHead = `ocbuild runs an OpenShift Build from a Shipwright build step.
@@ -136,6 +142,8 @@ func newFlagSet(mode string, f *flags, stderr io.Writer) *pflag.FlagSet {
 	fs.StringVar(&f.buildName, "build-name", os.Getenv(EnvBuildName), "Shipwright Build name (default $"+EnvBuildName+")")
 	fs.StringVar(&f.buildRunName, "buildrun-name", os.Getenv(EnvBuildRunName), "Shipwright BuildRun name (default $"+EnvBuildRunName+")")
 	fs.BoolVar(&f.insecure, "insecure-registry", false, "the output registry is reached over plain HTTP or unverified TLS (for the size lookup)")
+	fs.StringVar(&f.defaultsConfigMap, "defaults-configmap", "", "ConfigMap in the namespace whose keys default unset flags (the strategies pass "+defaults.ConfigMap+"; missing: built-in defaults)")
+	fs.StringVar(&f.defaultsDir, "defaults-dir", "", "directory holding a copy of that ConfigMap, one file per key (instead of --defaults-configmap)")
 	fs.StringSliceVar(&f.internalRegistry, "internal-registry", []string{DefaultInternalRegistry}, "hosts of the cluster's integrated registry (sizes come from imagestreamimages)")
 	fs.StringVar(&f.resultDigest, "result-file-image-digest", "", "file for the shp-image-digest result")
 	fs.StringVar(&f.resultSize, "result-file-image-size", "", "file for the shp-image-size result")
@@ -312,6 +320,12 @@ func badValue(f *pflag.Flag, value string, err error) error {
 // are *failure.Usage, holding every problem found, one a line. help is true
 // when --help was asked for.
 func Parse(args []string, stderr io.Writer) (cmd *Command, help bool, err error) {
+	return parseArgs(args, stderr, nil)
+}
+
+// parseArgs is Parse with the data of the --defaults-configmap ConfigMap, once
+// read from the cluster (nil: not read yet).
+func parseArgs(args []string, stderr io.Writer, cm *configMapData) (cmd *Command, help bool, err error) {
 	warn := func(s string) { fmt.Fprintf(stderr, "ocbuild: warning: %s\n", s) }
 	if len(args) == 0 {
 		return nil, false, failure.NewUsage("a subcommand is required: ocbuild build or ocbuild start (see ocbuild --help)")
@@ -331,14 +345,16 @@ func Parse(args []string, stderr io.Writer) (cmd *Command, help bool, err error)
 	fs := newFlagSet(mode, f, io.Discard)
 	errs := &validate.Errors{}
 	known := func(name string) bool { return fs.Lookup(name) != nil }
-	parseFlags(fs, mode, preprocess(args[1:], warn, known, errs, mode), errs)
+	parseFlags(fs, mode, dropEmpty(preprocess(args[1:], warn, known, errs, mode)), errs)
+	applyDefaults(fs, f, mode, stderr, errs, cm)
 	o := f.options(mode, fs, warn, errs)
 	if err := errs.Err(); err != nil {
 		// The result files are known: the caller reports the error through
 		// them, so the BuildRun's failureDetails names it.
 		return &Command{Options: driver.Options{Results: o.Results}}, false, err
 	}
-	return &Command{Options: o, Kubeconfig: f.kubeconfig, Insecure: f.insecure, Internal: f.internalRegistry}, false, nil
+	return &Command{Options: o, Kubeconfig: f.kubeconfig, Insecure: f.insecure, Internal: f.internalRegistry,
+		DefaultsConfigMap: f.defaultsConfigMap}, false, nil
 }
 
 func (f *flags) options(mode string, fs *pflag.FlagSet, warn func(string), errs *validate.Errors) driver.Options {
@@ -700,7 +716,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 		fmt.Fprintf(stdout, "ocbuild %s\n", version)
 		return ExitOK
 	}
-	cmd, help, err := Parse(args, stderr)
+	// Warnings are held back while a defaults ConfigMap may make a second
+	// parse print them again.
+	var first bytes.Buffer
+	cmd, help, err := Parse(args, &first)
+	if err != nil || cmd == nil || cmd.DefaultsConfigMap == "" {
+		_, _ = stderr.Write(first.Bytes())
+	}
 	if help {
 		fmt.Fprint(stdout, Usage())
 		return ExitOK
@@ -730,6 +752,29 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 		_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
 		_ = cmd.Options.Results.Write(results.ErrorMessage, f.Message)
 		return ExitUsage
+	}
+	if name := cmd.DefaultsConfigMap; name != "" {
+		data, f := readDefaults(ctx, d, ns, name)
+		if f != nil {
+			fmt.Fprintf(stderr, "ocbuild: %v\n", f)
+			_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
+			_ = cmd.Options.Results.Write(results.ErrorMessage, f.Message)
+			return ExitFailed
+		}
+		if data == nil {
+			fmt.Fprintf(stderr, "ocbuild: no ConfigMap %s in namespace %s: the built-in defaults apply\n", name, ns)
+		}
+		again, _, err := parseArgs(args, stderr, &configMapData{name: name, namespace: ns, data: data})
+		if err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				fmt.Fprintf(stderr, "ocbuild: %s\n", line)
+			}
+			f := failure.As(err, failure.InvalidInput)
+			_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
+			_ = cmd.Options.Results.Write(results.ErrorMessage, f.Message)
+			return ExitUsage
+		}
+		cmd = again
 	}
 	d.Out, d.Log = stdout, stderr
 	cmd.Options.Namespace = ns

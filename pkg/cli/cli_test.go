@@ -170,7 +170,6 @@ func TestParseErrors(t *testing.T) {
 		{"missing --builder-image for source", []string{"build", "--buildconfig=app", "--strategy=source", "--source-dir=" + dir, "--to=quay.io/o/a"}, []string{"--builder-image", "S2I builder image"}},
 		// Names and policies.
 		{"--run-policy invalid", docker(dir, "--run-policy=Sometimes"), []string{`--run-policy "Sometimes"`, "Parallel, Serial, or SerialLatestOnly"}},
-		{"--run-policy empty", docker(dir, "--run-policy="), []string{"--run-policy", "Parallel, Serial, or SerialLatestOnly"}},
 		{"missing buildconfig name", []string{"build", "--strategy=docker", "--source-dir=" + dir, "--to=quay.io/o/a"}, []string{"--buildconfig", "--build-name"}},
 		{"invalid --buildconfig", docker(dir, "--buildconfig=My_App"), []string{`--buildconfig "My_App"`, "not a valid name"}},
 		{"invalid --build-name as buildconfig", []string{"build", "--build-name=Bad_Name", "--strategy=docker", "--source-dir=" + dir, "--to=quay.io/o/a"}, []string{`--build-name "Bad_Name"`, "not a valid name"}},

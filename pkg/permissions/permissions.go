@@ -16,6 +16,8 @@ type Permission struct {
 	Resource    string
 	Subresource string
 	Verb        string
+	// Name restricts the grant to one object (a Role rule's resourceNames).
+	Name string
 	// Optional calls degrade gracefully when denied (a warning, not a failure).
 	Optional bool
 	// Why says what the call is for, for people reading the Role.
@@ -35,6 +37,9 @@ func (p Permission) String() string {
 	g := p.Group
 	if g == "" {
 		g = "core"
+	}
+	if p.Name != "" {
+		return fmt.Sprintf("%s %s %s (group %s)", p.Verb, p.ResourceName(), p.Name, g)
 	}
 	return fmt.Sprintf("%s %s (group %s)", p.Verb, p.ResourceName(), g)
 }
@@ -66,6 +71,7 @@ var (
 	GetImageStreamImg = Permission{Group: imageGroup, Resource: "imagestreamimages", Verb: "get", Optional: true, Why: "image size for ImageStream outputs"}
 	GetTaskRun        = Permission{Group: tektonGroup, Resource: "taskruns", Verb: "get", Optional: true, Why: "notice a cancelled or timed-out TaskRun (keep-pod-on-cancel sends SIGKILL)"}
 	ListTaskRuns      = Permission{Group: tektonGroup, Resource: "taskruns", Verb: "list", Optional: true, Why: "watch the TaskRun for cancellation"}
+	GetDefaults       = Permission{Resource: "configmaps", Verb: "get", Name: "ocbuild-defaults", Why: "read the platform defaults (ConfigMap ocbuild-defaults, only that one)"}
 	WatchTaskRuns     = Permission{Group: tektonGroup, Resource: "taskruns", Verb: "watch", Optional: true, Why: "watch the TaskRun for cancellation"}
 )
 
@@ -73,5 +79,5 @@ var (
 var All = []Permission{
 	GetBuildConfig, CreateBuildConfig, UpdateBuildConfig, Instantiate, InstantiateBinary,
 	GetBuild, ListBuilds, WatchBuilds, PatchBuild, DeleteBuild, GetBuildLog,
-	GetImageStreamImg, GetTaskRun, ListTaskRuns, WatchTaskRuns,
+	GetImageStreamImg, GetTaskRun, ListTaskRuns, WatchTaskRuns, GetDefaults,
 }
