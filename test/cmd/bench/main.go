@@ -9,11 +9,23 @@
 //   - build complete → step exit: from the moment a watch sees the build
 //     Complete to the step process's exit;
 //   - API requests per build, counted at the front door (every request the
-//     step makes goes through it);
-//   - upload throughput and the step's peak RSS for a generated tree
-//     (-tree-size bytes in -tree-files files), running the ocbuild binary
-//     directly (`ocbuild build --source-dir …`) with the token of a service
-//     account bound to the shipped Role.
+//     step makes goes through it), grouped by API group, verb and resource
+//     (LIST is a GET of a collection), with the target of at most 6
+//     build.openshift.io requests per build;
+//   - the upload figures (upload.go), each tool a child process measured by
+//     cmd/bench-measure (wall time, rusage maxrss and CPU): on a generated
+//     tree of incompressible data (-tree-size bytes in -tree-files files),
+//     the throughput of the physical limit (the tree as a plain tar to
+//     /dev/null), of the baseline (cmd/bench-baseline: what `oc start-build
+//     --from-dir --follow --wait` does, archive/tar + compress/gzip at the
+//     default level in one stream) and of ocbuild (`ocbuild build
+//     --source-dir`, with the token of a service account bound to the
+//     shipped Role), upload throughput being tree bytes ÷ (instantiatebinary
+//     request → answer); peak RSS; and on a small tree (-small-files) the
+//     overhead of each, wall time minus its build's Running → Complete,
+//     median of -small-runs. Targets: ocbuild ≥ 2× the baseline's
+//     throughput, ≤ 64 MiB peak RSS, ≤ 0.5× the baseline's small-tree
+//     overhead; ratios are against the baseline measured in the same run.
 //
 // Times come from the sandbox's records: the step's start (the StartedAt the
 // executor writes in the step's termination message, millisecond precision)
