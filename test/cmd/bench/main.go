@@ -9,11 +9,23 @@
 //   - build complete → step exit: from the moment a watch sees the build
 //     Complete to the step process's exit;
 //   - API requests per build, counted at the front door (every request the
-//     step makes goes through it);
-//   - upload throughput and the step's peak RSS for a generated tree
-//     (-tree-size bytes in -tree-files files), running the ocbuild binary
-//     directly (`ocbuild build --source-dir …`) with the token of a service
-//     account bound to the shipped Role.
+//     step makes goes through it), grouped by API group, verb and resource
+//     (LIST is a GET of a collection), with the target of at most 6
+//     build.openshift.io requests per build;
+//   - the upload figures (upload.go), each tool a child process measured by
+//     cmd/bench-measure (wall time, rusage maxrss and CPU): on a generated
+//     tree of incompressible data (-tree-size bytes in -tree-files files),
+//     the throughput of the physical limit (the tree as a plain tar to
+//     /dev/null), of the baseline (cmd/bench-baseline: what `oc start-build
+//     --from-dir --follow --wait` does, archive/tar + compress/gzip at the
+//     default level in one stream) and of ocbuild (`ocbuild build
+//     --source-dir`, with the token of a service account bound to the
+//     shipped Role), upload throughput being tree bytes ÷ (instantiatebinary
+//     request → answer); peak RSS; and on a small tree (-small-files) the
+//     overhead of each, wall time minus its build's Running → Complete,
+//     median of -small-runs. Targets: ocbuild ≥ 2× the baseline's
+//     throughput, ≤ 64 MiB peak RSS, ≤ 0.5× the baseline's small-tree
+//     overhead; ratios are against the baseline measured in the same run.
 //
 // Times come from the sandbox's records: the step's start (the StartedAt the
 // executor writes in the step's termination message, millisecond precision)
@@ -27,12 +39,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -44,13 +55,10 @@ import (
 	buildclient "github.com/openshift/client-go/build/clientset/versioned"
 	buildinformers "github.com/openshift/client-go/build/informers/externalversions"
 	buildv1beta1 "github.com/shipwright-io/build/pkg/apis/build/v1beta1"
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
@@ -70,8 +78,14 @@ type options struct {
 	simDuration time.Duration
 	treeSize    int64
 	treeFiles   int
+	smallSize   int64
+	smallFiles  int
+	smallRuns   int
+	uploadRuns  int
 	dir         string
 	keep        bool
+	hold        bool
+	pprof       string
 }
 
 func main() {
@@ -80,10 +94,19 @@ func main() {
 	flag.DurationVar(&o.simDuration, "sim-duration", 2*time.Second, "how long the simulator keeps each build Running (OCBUILD_SIM_DURATION)")
 	flag.Int64Var(&o.treeSize, "tree-size", 1<<30, "bytes in the generated upload tree (0 skips the upload figures)")
 	flag.IntVar(&o.treeFiles, "tree-files", 20000, "files in the generated upload tree")
+	flag.Int64Var(&o.smallSize, "small-size", 40<<10, "bytes in the small tree (the overhead of a small upload)")
+	flag.IntVar(&o.smallFiles, "small-files", 10, "files in the small tree")
+	flag.IntVar(&o.smallRuns, "small-runs", 5, "runs of the baseline and of ocbuild on the small tree")
+	flag.IntVar(&o.uploadRuns, "upload-runs", 1, "runs of the limit, the baseline and ocbuild on the big tree")
+	flag.BoolVar(&o.hold, "hold", false, "after the figures, keep the sandbox, the tools and the trees until interrupted (for profiling)")
+	flag.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof for the bench process (the simulator) on this address, e.g. 127.0.0.1:6060")
 	flag.StringVar(&o.dir, "dir", "", "sandbox state directory (default: a new temporary directory, removed afterwards)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the sandbox state directory")
 	flag.Parse()
 
+	if o.pprof != "" {
+		go func() { fmt.Fprintln(os.Stderr, "bench: pprof:", http.ListenAndServe(o.pprof, nil)) }()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, o); err != nil {
@@ -171,13 +194,20 @@ func (b *bench) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var up *uploadResult
+	var up *uploadFigures
 	if b.o.treeSize > 0 {
 		if up, err = b.upload(ctx); err != nil {
 			return err
 		}
 	}
-	b.print(runs, stats, up)
+	b.print(runs, stats)
+	if up != nil {
+		printUpload(os.Stdout, up)
+	}
+	if b.o.hold {
+		fmt.Printf("\n-hold: the sandbox runs on (front door %s); Ctrl-C stops it\n", b.sb.FrontDoor.URL)
+		<-ctx.Done()
+	}
 	return nil
 }
 
@@ -351,169 +381,32 @@ func (b *bench) stepTimes(ctx context.Context, taskRun string) (started, exited 
 	return started, exited, err
 }
 
-// uploadResult is the direct ocbuild run on the generated tree.
-type uploadResult struct {
-	files       int
-	bytes       int64
-	upload      time.Duration // as ocbuild reports it
-	sent        string        // compressed bytes, as ocbuild prints them
-	wall        time.Duration // process start → exit
-	maxRSSBytes int64
-	build       time.Duration // build seen Running → Complete
+func (b *bench) print(runs []runResult, stats map[string]int64) {
+	pick := func(f func(runResult) time.Duration) []time.Duration {
+		var out []time.Duration
+		for _, r := range runs {
+			out = append(out, f(r))
+		}
+		return out
+	}
+	n := int64(len(runs))
+	fmt.Printf("\nocbuild step on the sandbox (%d BuildRuns, %s=%s; times: median [min … max])\n\n", n, sim.KnobDuration, b.o.simDuration)
+	tw := newTable(os.Stdout)
+	fmt.Fprintln(tw, "metric\tvalue\t")
+	fmt.Fprintln(tw, "------\t-----\t")
+	row := func(name string, ds []time.Duration) {
+		med, lo, hi := stats3(ds)
+		fmt.Fprintf(tw, "%s\t%s  [%s … %s]\t\n", name, ms(med), ms(lo), ms(hi))
+	}
+	row("step overhead beyond the build's duration", pick(runResult.overhead))
+	row("  step wall time (process start → exit)", pick(func(r runResult) time.Duration { return r.stepWall }))
+	row("  build duration (watched Running → Complete)", pick(func(r runResult) time.Duration { return r.buildDuration }))
+	row("build complete → step exit", pick(func(r runResult) time.Duration { return r.completeToEnd }))
+	tw.Flush()
+	printRequests(os.Stdout, stats, n)
 }
 
-var uploadedLine = regexp.MustCompile(`ocbuild: uploaded (\d+) files, ([^ ]+ [^ ]+) \(([^ ]+ [^ ]+) compressed\) in ([^\s]+)`)
-
-// upload generates the tree, runs `ocbuild build --source-dir` on it against
-// the front door as the namespace's pipeline service account, and reads the
-// child's peak RSS from its rusage.
-func (b *bench) upload(ctx context.Context) (*uploadResult, error) {
-	work, err := os.MkdirTemp("", "ocbuild-bench-upload-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(work)
-
-	bin := filepath.Join(work, "ocbuild")
-	fmt.Printf("\nbuilding the ocbuild binary from %s…\n", filepath.Join(b.root, "step"))
-	gb := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./step")
-	gb.Dir, gb.Stdout, gb.Stderr = b.root, os.Stdout, os.Stderr
-	gb.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if err := gb.Run(); err != nil {
-		return nil, fmt.Errorf("go build ./step: %w", err)
-	}
-
-	tree := filepath.Join(work, "tree")
-	fmt.Printf("generating %s in %d files under %s…\n", human(b.o.treeSize), b.o.treeFiles, tree)
-	t0 := time.Now()
-	if err := generateTree(tree, b.o.treeSize, b.o.treeFiles); err != nil {
-		return nil, err
-	}
-	fmt.Printf("  generated in %s\n", time.Since(t0).Round(100*time.Millisecond))
-
-	kubeconfig, err := b.stepKubeconfig(ctx, filepath.Join(work, "kubeconfig"))
-	if err != nil {
-		return nil, err
-	}
-	results := filepath.Join(work, "results")
-	if err := os.MkdirAll(results, 0o755); err != nil {
-		return nil, err
-	}
-	to := fmt.Sprintf("%s/%s/upload:latest", b.sb.Registry, namespace)
-	args := []string{"build",
-		"--kubeconfig=" + kubeconfig, "--namespace=" + namespace,
-		"--buildconfig=upload", "--strategy=docker", "--source-dir=" + tree,
-		"--to=" + to, "--insecure-registry",
-		"--result-file-image-digest=" + filepath.Join(results, "digest"),
-		"--result-file-image-size=" + filepath.Join(results, "size"),
-		"--result-file-error-reason=" + filepath.Join(results, "reason"),
-		"--result-file-error-message=" + filepath.Join(results, "message"),
-	}
-	fmt.Printf("running ocbuild build --source-dir %s against the front door…\n", tree)
-	var log strings.Builder
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stdout = io.Discard // the build log
-	cmd.Stderr = io.MultiWriter(&log, prefixWriter{os.Stdout, "  | "})
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + work, "TMPDIR=" + work}
-	start := time.Now()
-	runErr := cmd.Run()
-	wall := time.Since(start)
-	if runErr != nil {
-		msg, _ := os.ReadFile(filepath.Join(results, "message"))
-		return nil, fmt.Errorf("ocbuild build: %v: %s", runErr, msg)
-	}
-	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	if !ok {
-		return nil, fmt.Errorf("no rusage for the ocbuild process")
-	}
-	m := uploadedLine.FindStringSubmatch(log.String())
-	if m == nil {
-		return nil, fmt.Errorf("ocbuild printed no \"uploaded …\" line")
-	}
-	up, err := time.ParseDuration(m[4])
-	if err != nil {
-		return nil, err
-	}
-	res := &uploadResult{bytes: b.o.treeSize, upload: up, sent: m[3], wall: wall, maxRSSBytes: ru.Maxrss * 1024}
-	fmt.Sscanf(m[1], "%d", &res.files)
-	list, err := b.builds.BuildV1().Builds(namespace).List(ctx, metav1.ListOptions{LabelSelector: buildv1.BuildConfigLabel + "=upload"})
-	if err == nil && len(list.Items) == 1 {
-		r, ok1 := b.phaseSeen.at(list.Items[0].Name, buildv1.BuildPhaseRunning)
-		c, ok2 := b.phaseSeen.at(list.Items[0].Name, buildv1.BuildPhaseComplete)
-		if ok1 && ok2 {
-			res.build = c.Sub(r)
-		}
-	}
-	return res, nil
-}
-
-// stepKubeconfig writes a kubeconfig for the namespace's pipeline service
-// account (bound to the shipped Role) pointing at the front door, as the
-// executor gives steps.
-func (b *bench) stepKubeconfig(ctx context.Context, path string) (string, error) {
-	tok, err := b.sb.Kube.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, "pipeline", &authenticationv1.TokenRequest{
-		Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(3600))},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	server, ca := b.sb.FrontDoor.URL, b.sb.FrontDoor.CAData
-	if ca == nil {
-		ca = b.sb.CAData
-	}
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["sandbox"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
-	cfg.AuthInfos["pipeline"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
-	cfg.Contexts["sandbox"] = &clientcmdapi.Context{Cluster: "sandbox", AuthInfo: "pipeline", Namespace: namespace}
-	cfg.CurrentContext = "sandbox"
-	return path, clientcmd.WriteToFile(*cfg, path)
-}
-
-// generateTree writes files files totalling size bytes under dir: a
-// Dockerfile that copies only itself (so the build stays cheap and the
-// figures are the upload's) and incompressible data files, 100 per
-// directory.
-func generateTree(dir string, size int64, files int) error {
-	rng := rand.NewChaCha8([32]byte{'o', 'c', 'b', 'u', 'i', 'l', 'd'})
-	df := []byte("FROM scratch\nCOPY Dockerfile /Dockerfile\n")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), df, 0o644); err != nil {
-		return err
-	}
-	left := size - int64(len(df))
-	buf := make([]byte, 1<<20)
-	files-- // the Dockerfile is one of them
-	for i := 0; i < files; i++ {
-		n := left / int64(files-i)
-		sub := filepath.Join(dir, fmt.Sprintf("d%03d", i/100))
-		if i%100 == 0 {
-			if err := os.MkdirAll(sub, 0o755); err != nil {
-				return err
-			}
-		}
-		f, err := os.Create(filepath.Join(sub, fmt.Sprintf("f%05d.bin", i)))
-		if err != nil {
-			return err
-		}
-		for w := int64(0); w < n; {
-			chunk := buf[:min(int64(len(buf)), n-w)]
-			_, _ = rng.Read(chunk)
-			k, err := f.Write(chunk)
-			if err != nil {
-				f.Close()
-				return err
-			}
-			w += int64(k)
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		left -= n
-	}
-	return nil
-}
+func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0) }
 
 type prefixWriter struct {
 	w      io.Writer
@@ -527,58 +420,6 @@ func (p prefixWriter) Write(b []byte) (int, error) {
 		}
 	}
 	return len(b), nil
-}
-
-func (b *bench) print(runs []runResult, stats map[string]int64, up *uploadResult) {
-	pick := func(f func(runResult) time.Duration) []time.Duration {
-		var out []time.Duration
-		for _, r := range runs {
-			out = append(out, f(r))
-		}
-		return out
-	}
-	n := int64(len(runs))
-	var total, buildAPI int64
-	for k, v := range stats {
-		total += v
-		if strings.Contains(k, "/apis/build.openshift.io/") {
-			buildAPI += v
-		}
-	}
-	fmt.Printf("\nocbuild step on the sandbox (%d BuildRuns, %s=%s; times: median [min … max])\n\n", n, sim.KnobDuration, b.o.simDuration)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "metric\tvalue\t")
-	fmt.Fprintln(tw, "------\t-----\t")
-	row := func(name string, ds []time.Duration) {
-		med, lo, hi := stats3(ds)
-		fmt.Fprintf(tw, "%s\t%s  [%s … %s]\t\n", name, ms(med), ms(lo), ms(hi))
-	}
-	row("step overhead beyond the build's duration", pick(runResult.overhead))
-	row("  step wall time (process start → exit)", pick(func(r runResult) time.Duration { return r.stepWall }))
-	row("  build duration (watched Running → Complete)", pick(func(r runResult) time.Duration { return r.buildDuration }))
-	row("build complete → step exit", pick(func(r runResult) time.Duration { return r.completeToEnd }))
-	if n > 0 {
-		fmt.Fprintf(tw, "API requests per build (front door)\t%.1f  (build.openshift.io %.1f)\t\n", float64(total)/float64(n), float64(buildAPI)/float64(n))
-	}
-	if up != nil {
-		mib := float64(up.bytes) / (1 << 20)
-		fmt.Fprintf(tw, "upload %s / %d files\t%s  (%.1f MiB/s; %s sent gzip'd)\t\n", human(up.bytes), up.files, ms(up.upload), mib/up.upload.Seconds(), up.sent)
-		fmt.Fprintf(tw, "  ocbuild wall time for that build\t%s  (build Running → Complete %s)\t\n", ms(up.wall), ms(up.build))
-		fmt.Fprintf(tw, "step peak RSS (rusage maxrss) during the upload\t%s\t\n", human(up.maxRSSBytes))
-	}
-	tw.Flush()
-
-	fmt.Printf("\nrequests per build by endpoint (front door, %d builds):\n", n)
-	keys := make([]string, 0, len(stats))
-	for k := range stats {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		return stats[keys[i]] > stats[keys[j]] || stats[keys[i]] == stats[keys[j]] && keys[i] < keys[j]
-	})
-	for _, k := range keys {
-		fmt.Printf("  %6.1f  %s\n", float64(stats[k])/float64(max(n, 1)), k)
-	}
 }
 
 func stats3(ds []time.Duration) (med, lo, hi time.Duration) {
