@@ -3,6 +3,7 @@ package convert
 import (
 	"net/url"
 	"path"
+	"regexp"
 	"strings"
 
 	buildv1 "github.com/openshift/api/build/v1"
@@ -12,6 +13,9 @@ import (
 
 	pkgvalidate "github.com/ocbuild/ocbuild/pkg/validate"
 )
+
+// scpLike is git's user@host:path form.
+var scpLike = regexp.MustCompile(`^[A-Za-z0-9_.-]+@[A-Za-z0-9_.-]+:.+$`)
 
 // maxInlineDockerfile is OpenShift's limit on source.dockerfile.
 const maxInlineDockerfile = 60000
@@ -29,11 +33,11 @@ func Validate(bc *buildv1.BuildConfig) field.ErrorList {
 	if bc.Name == "" {
 		errs = append(errs, field.Required(md.Child("name"), ""))
 	} else if msgs := validation.IsDNS1123Subdomain(bc.Name); len(msgs) > 0 {
-		errs = append(errs, field.Invalid(md.Child("name"), bc.Name, strings.Join(msgs, "; ")))
+		errs = append(errs, field.Invalid(md.Child("name"), bc.Name, brief(msgs)))
 	}
 	if bc.Namespace != "" {
 		if msgs := validation.IsDNS1123Label(bc.Namespace); len(msgs) > 0 {
-			errs = append(errs, field.Invalid(md.Child("namespace"), bc.Namespace, strings.Join(msgs, "; ")))
+			errs = append(errs, field.Invalid(md.Child("namespace"), bc.Namespace, brief(msgs)))
 		}
 	}
 	spec := field.NewPath("spec")
@@ -137,6 +141,8 @@ func validateSource(s *buildv1.BuildConfigSpec, p *field.Path) field.ErrorList {
 	if g := src.Git; g != nil {
 		if g.URI == "" {
 			errs = append(errs, field.Required(p.Child("git", "uri"), ""))
+		} else if scpLike.MatchString(g.URI) {
+			// user@host:path, which OpenShift's git URL parser accepts
 		} else if u, err := url.Parse(g.URI); err != nil {
 			errs = append(errs, field.Invalid(p.Child("git", "uri"), g.URI, err.Error()))
 		} else if u.Scheme == "file" && u.Host != "" {
@@ -223,7 +229,7 @@ func validateOutput(o *buildv1.BuildOutput, p *field.Path) field.ErrorList {
 			errs = append(errs, field.Invalid(lp, l.Name, "duplicate name"))
 		default:
 			if msgs := validation.IsQualifiedName(l.Name); len(msgs) > 0 {
-				errs = append(errs, field.Invalid(lp, l.Name, strings.Join(msgs, "; ")))
+				errs = append(errs, field.Invalid(lp, l.Name, brief(msgs)))
 			}
 		}
 		seen[l.Name] = true
@@ -269,11 +275,25 @@ func validateEnv(env []corev1.EnvVar, p *field.Path) field.ErrorList {
 		if e.Name == "" {
 			errs = append(errs, field.Required(np, ""))
 		} else if msgs := validation.IsEnvVarName(e.Name); len(msgs) > 0 {
-			errs = append(errs, field.Invalid(np, e.Name, strings.Join(msgs, "; ")))
+			errs = append(errs, field.Invalid(np, e.Name, brief(msgs)))
 		}
 		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
 			errs = append(errs, field.Invalid(p.Index(i).Child("valueFrom", "resourceFieldRef"), "", "ResourceFieldRef is not valid for valueFrom in build environment variables"))
 		}
 	}
 	return errs
+}
+
+// brief joins apimachinery's messages without their examples and regular
+// expressions ("(e.g. 'example.com', regex used for validation is …)"),
+// which bury the point in a report line.
+func brief(msgs []string) string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		if j := strings.Index(m, " (e.g. "); j > 0 {
+			m = m[:j]
+		}
+		out[i] = m
+	}
+	return strings.Join(out, "; ")
 }
