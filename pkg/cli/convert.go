@@ -63,7 +63,7 @@ func newConvertFlagSet(f *convertFlags, stderr io.Writer) *pflag.FlagSet {
 	fs.BoolVar(&f.fromCluster, "from-cluster", false, "read the BuildConfigs from the cluster instead of files, and resolve ImageStreamTags there")
 	fs.StringVarP(&f.namespace, "namespace", "n", "", "namespace to read with --from-cluster (default: the kubeconfig context's); for files, the namespace of BuildConfigs without one")
 	fs.BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "with --from-cluster, read the BuildConfigs of every namespace")
-	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file for --from-cluster (default $KUBECONFIG, else ~/.kube/config, else the pod's service account)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file for --from-cluster (default $KUBECONFIG, else the pod's service account, else ~/.kube/config)")
 	fs.StringVar(&f.registry, "registry", "", "integrated registry host for offline conversion: ImageStreamTag ns/name:tag becomes <registry>/<ns>/<name>:<tag>, e.g. "+convert.InternalRegistry)
 	fs.StringVar(&f.strategy, "strategy", convert.Auto, "auto: openshift-docker or openshift-s2i when nothing would be lost, else openshift-buildconfig; buildconfig: openshift-buildconfig for all")
 	fs.BoolVar(&f.buildRun, "buildrun", false, "also write a BuildRun (generateName, for kubectl create) of each Build")
