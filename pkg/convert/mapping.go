@@ -64,6 +64,10 @@ func (m *mapper) run() {
 		m.timeout = seconds(*s.CompletionDeadlineSeconds)
 		m.owned.Spec.Timeout = m.timeout
 		m.l.both("spec.completionDeadlineSeconds", "spec.timeout")
+	} else {
+		// OpenShift's default deadline is 7 days; a BuildRun without a
+		// timeout gets Tekton's default, which can be far shorter.
+		m.warn("no completionDeadlineSeconds: the BuildRun gets Tekton's default timeout (60m unless the cluster changed it), where OpenShift allowed 7 days; set spec.timeout for longer builds")
 	}
 	if s.MountTrustedCA != nil && !*s.MountTrustedCA {
 		m.l.mapped("spec.mountTrustedCA", "default: false")
@@ -191,15 +195,19 @@ func (m *mapper) source() {
 func (m *mapper) strategy() {
 	st := &m.bc.Spec.Strategy
 	m.l.ignored("spec.strategy.type", "implied by the strategy set (OpenShift ignores it on input)")
+	// By the pointer set; type: Docker alone is defaulted to
+	// dockerStrategy: {} by the server.
 	switch {
-	case st.DockerStrategy != nil || st.Type == buildv1.DockerBuildStrategyType && st.SourceStrategy == nil:
-		m.docker(st.DockerStrategy)
+	case st.CustomStrategy != nil:
+		m.l.keptAlways("spec.strategy.customStrategy", "Custom strategy: only the BuildConfig runs it")
+	case st.JenkinsPipelineStrategy != nil:
+		m.l.keptAlways("spec.strategy.jenkinsPipelineStrategy", "JenkinsPipeline strategy: only the BuildConfig runs it")
 	case st.SourceStrategy != nil:
 		m.s2i(st.SourceStrategy)
-	case st.CustomStrategy != nil:
-		m.l.kept("spec.strategy.customStrategy", "Custom strategy: only the BuildConfig runs it")
-	case st.JenkinsPipelineStrategy != nil:
-		m.l.kept("spec.strategy.jenkinsPipelineStrategy", "JenkinsPipeline strategy: only the BuildConfig runs it")
+	case st.DockerStrategy != nil || st.Type == buildv1.DockerBuildStrategyType:
+		m.docker(st.DockerStrategy)
+	default:
+		m.l.keptAlways("spec.strategy", "no strategy convert knows")
 	}
 }
 
