@@ -89,6 +89,9 @@ Usage:
   ocbuild start [flags]   run an existing BuildConfig (--buildconfig) at --commit,
                           with extra --env/--build-arg; the BuildConfig is not changed.
                           A Binary BuildConfig gets --source-dir uploaded.
+  ocbuild convert [flags] FILE|DIR|-...
+                          convert BuildConfigs into Shipwright Builds of these
+                          strategies, losing nothing (see ocbuild convert --help)
   ocbuild --version       print the version
 
 Exit codes: 0 build complete, 1 build or cluster failure (reason in
@@ -328,7 +331,7 @@ func Parse(args []string, stderr io.Writer) (cmd *Command, help bool, err error)
 func parseArgs(args []string, stderr io.Writer, cm *configMapData) (cmd *Command, help bool, err error) {
 	warn := func(s string) { fmt.Fprintf(stderr, "ocbuild: warning: %s\n", s) }
 	if len(args) == 0 {
-		return nil, false, failure.NewUsage("a subcommand is required: ocbuild build or ocbuild start (see ocbuild --help)")
+		return nil, false, failure.NewUsage("a subcommand is required: ocbuild build or ocbuild start, or ocbuild convert (see ocbuild --help)")
 	}
 	mode := args[0]
 	switch mode {
@@ -336,7 +339,7 @@ func parseArgs(args []string, stderr io.Writer, cm *configMapData) (cmd *Command
 	case "-h", "--help", "help":
 		return nil, true, nil
 	default:
-		return nil, false, failure.NewUsage("unknown subcommand %q: use ocbuild build or ocbuild start (see ocbuild --help)", mode)
+		return nil, false, failure.NewUsage("unknown subcommand %q: use ocbuild build or ocbuild start, or ocbuild convert (see ocbuild --help)", mode)
 	}
 	if wantsHelp(args[1:]) {
 		return nil, true, nil
@@ -715,6 +718,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 	if len(args) > 0 && (args[0] == "--version" || args[0] == "version") {
 		fmt.Fprintf(stdout, "ocbuild %s\n", version)
 		return ExitOK
+	}
+	if len(args) > 0 && args[0] == ModeConvert {
+		return runConvert(ctx, args[1:], stdout, stderr)
 	}
 	// Warnings are held back while a defaults ConfigMap may make a second
 	// parse print them again.

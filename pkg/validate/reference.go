@@ -167,3 +167,17 @@ func formatDetail(spec string) string {
 	}
 	return ""
 }
+
+// PullSpecProblem returns what OpenShift says about a DockerImage reference
+// it rejects ("invalid reference format: …"), or "" when it accepts it.
+// For callers that report a field path rather than a flag (ocbuild convert).
+func PullSpecProblem(spec string) string {
+	reason, detail, ok := parseReference(spec)
+	if ok {
+		return ""
+	}
+	if detail != "" {
+		reason += ": " + detail
+	}
+	return reason
+}
