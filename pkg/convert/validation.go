@@ -33,11 +33,11 @@ func Validate(bc *buildv1.BuildConfig) field.ErrorList {
 	if bc.Name == "" {
 		errs = append(errs, field.Required(md.Child("name"), ""))
 	} else if msgs := validation.IsDNS1123Subdomain(bc.Name); len(msgs) > 0 {
-		errs = append(errs, field.Invalid(md.Child("name"), bc.Name, brief(msgs)))
+		errs = append(errs, field.Invalid(md.Child("name"), bc.Name, pkgvalidate.Brief(msgs)))
 	}
 	if bc.Namespace != "" {
 		if msgs := validation.IsDNS1123Label(bc.Namespace); len(msgs) > 0 {
-			errs = append(errs, field.Invalid(md.Child("namespace"), bc.Namespace, brief(msgs)))
+			errs = append(errs, field.Invalid(md.Child("namespace"), bc.Namespace, pkgvalidate.Brief(msgs)))
 		}
 	}
 	spec := field.NewPath("spec")
@@ -229,7 +229,7 @@ func validateOutput(o *buildv1.BuildOutput, p *field.Path) field.ErrorList {
 			errs = append(errs, field.Invalid(lp, l.Name, "duplicate name"))
 		default:
 			if msgs := validation.IsQualifiedName(l.Name); len(msgs) > 0 {
-				errs = append(errs, field.Invalid(lp, l.Name, brief(msgs)))
+				errs = append(errs, field.Invalid(lp, l.Name, pkgvalidate.Brief(msgs)))
 			}
 		}
 		seen[l.Name] = true
@@ -275,25 +275,11 @@ func validateEnv(env []corev1.EnvVar, p *field.Path) field.ErrorList {
 		if e.Name == "" {
 			errs = append(errs, field.Required(np, ""))
 		} else if msgs := validation.IsEnvVarName(e.Name); len(msgs) > 0 {
-			errs = append(errs, field.Invalid(np, e.Name, brief(msgs)))
+			errs = append(errs, field.Invalid(np, e.Name, pkgvalidate.Brief(msgs)))
 		}
 		if e.ValueFrom != nil && e.ValueFrom.ResourceFieldRef != nil {
 			errs = append(errs, field.Invalid(p.Index(i).Child("valueFrom", "resourceFieldRef"), "", "ResourceFieldRef is not valid for valueFrom in build environment variables"))
 		}
 	}
 	return errs
-}
-
-// brief joins apimachinery's messages without their examples and regular
-// expressions ("(e.g. 'example.com', regex used for validation is …)"),
-// which bury the point in a report line.
-func brief(msgs []string) string {
-	out := make([]string, len(msgs))
-	for i, m := range msgs {
-		if j := strings.Index(m, " (e.g. "); j > 0 {
-			m = m[:j]
-		}
-		out[i] = m
-	}
-	return strings.Join(out, "; ")
 }

@@ -19,10 +19,10 @@ import (
 	"github.com/ocbuild/ocbuild/pkg/failure"
 )
 
-// brief joins apimachinery's validation messages without their examples
+// Brief joins apimachinery's validation messages without their examples
 // and regular expressions ("(e.g. 'example.com', regex used for validation
 // is '…')"), which would crowd the 1 KiB shp-error-message.
-func brief(errs []string) string {
+func Brief(errs []string) string {
 	out := make([]string, len(errs))
 	for i, e := range errs {
 		if j := strings.Index(e, " (e.g. "); j > 0 {
@@ -116,7 +116,7 @@ func splitPair(flag, value, what string, check func(string) []string, missing st
 		return "", "", usage(flag, value, "the %s before = is empty", what)
 	}
 	if errs := check(k); len(errs) > 0 {
-		return "", "", usage(flag, value, "invalid %s %q: %s", what, k, brief(errs))
+		return "", "", usage(flag, value, "invalid %s %q: %s", what, k, Brief(errs))
 	}
 	return k, v, nil
 }
@@ -157,7 +157,7 @@ func ContextDir(flag, p string) error {
 // ObjectName checks a Kubernetes object name (BuildConfig, Secret, TaskRun).
 func ObjectName(flag, value string) error {
 	if errs := validation.IsDNS1123Subdomain(value); len(errs) > 0 {
-		return usage(flag, value, "not a valid name: %s", brief(errs))
+		return usage(flag, value, "not a valid name: %s", Brief(errs))
 	}
 	return nil
 }
@@ -178,7 +178,7 @@ func BuildConfigName(flag, value string, max int) error {
 // Namespace checks a namespace name (a DNS label).
 func Namespace(flag, value string) error {
 	if errs := validation.IsDNS1123Label(value); len(errs) > 0 {
-		return usage(flag, value, "not a valid namespace: %s", brief(errs))
+		return usage(flag, value, "not a valid namespace: %s", Brief(errs))
 	}
 	return nil
 }
