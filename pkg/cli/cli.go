@@ -734,15 +734,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 		return ExitOK
 	}
 	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "ocbuild: %s\n", line)
-		}
+		var files results.Files
 		if cmd != nil {
-			f := failure.As(err, failure.InvalidInput)
-			_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
-			_ = cmd.Options.Results.Write(results.ErrorMessage, f.Message)
+			files = cmd.Options.Results
 		}
-		return ExitUsage
+		return usageFailure(stderr, files, err)
 	}
 	fmt.Fprintf(stderr, "ocbuild %s\n", version)
 	d, ns, err := Connect(cmd.Kubeconfig, cmd.Options.Namespace)
@@ -755,16 +751,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 			f = failure.Wrap(failure.InvalidInput, err, "cannot load the API server configuration (--kubeconfig)")
 		}
 		fmt.Fprintf(stderr, "ocbuild: %v\n", f)
-		_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
-		_ = cmd.Options.Results.Write(results.ErrorMessage, f.Message)
+		writeFailure(cmd.Options.Results, f)
 		return ExitUsage
 	}
 	if name := cmd.DefaultsConfigMap; name != "" {
 		data, f := readDefaults(ctx, d, ns, name)
 		if f != nil {
 			fmt.Fprintf(stderr, "ocbuild: %v\n", f)
-			_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
-			_ = cmd.Options.Results.Write(results.ErrorMessage, f.Message)
+			writeFailure(cmd.Options.Results, f)
 			return ExitFailed
 		}
 		if data == nil {
@@ -772,13 +766,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 		}
 		again, _, err := parseArgs(args, stderr, &configMapData{name: name, namespace: ns, data: data})
 		if err != nil {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				fmt.Fprintf(stderr, "ocbuild: %s\n", line)
-			}
-			f := failure.As(err, failure.InvalidInput)
-			_ = cmd.Options.Results.Write(results.ErrorReason, f.Reason)
-			_ = cmd.Options.Results.Write(results.ErrorMessage, f.Message)
-			return ExitUsage
+			return usageFailure(stderr, cmd.Options.Results, err)
 		}
 		cmd = again
 	}
@@ -795,4 +783,22 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, version 
 		return ExitUsage
 	}
 	return ExitFailed
+}
+
+// usageFailure prints a usage error, one line per problem, reports it
+// through the result files (so the BuildRun's failureDetails name it) and
+// returns ExitUsage.
+func usageFailure(stderr io.Writer, files results.Files, err error) int {
+	for _, line := range strings.Split(err.Error(), "\n") {
+		fmt.Fprintf(stderr, "ocbuild: %s\n", line)
+	}
+	writeFailure(files, failure.As(err, failure.InvalidInput))
+	return ExitUsage
+}
+
+// writeFailure writes a failure that ends the step before the driver runs
+// to the error result files (the driver writes its own, outcome.go).
+func writeFailure(files results.Files, f *failure.Error) {
+	_ = files.Write(results.ErrorReason, f.Reason)
+	_ = files.Write(results.ErrorMessage, f.Message)
 }
