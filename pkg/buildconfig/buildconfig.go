@@ -148,8 +148,8 @@ func boolPtr(b bool) *bool { return &b }
 // Lock is the start lock a run takes on the shared BuildConfig when it
 // changes the spec: from that update until OpenShift has generated the
 // run's Build from it, no other ocbuild run rewrites the spec. (A run that
-// finds its spec in place writes nothing and takes no lock.) Holder identifies the run (the
-// TaskRun uid); an empty Holder takes no lock. A lock older than TTL is
+// finds its spec in place writes nothing and takes no lock.) Holder
+// identifies the run (the TaskRun uid); an empty Holder takes no lock. A lock older than TTL is
 // taken over, so a run killed while holding it blocks others only briefly.
 type Lock struct {
 	Holder string
@@ -333,8 +333,7 @@ func Release(ctx context.Context, c buildapi.BuildConfigInterface, name, holder 
 		if err != nil {
 			return err
 		}
-		h, _, _ := strings.Cut(cur.Annotations[AnnotationStartLock], " ")
-		if h != holder {
+		if !Holds(cur, holder) {
 			return nil
 		}
 		upd := cur.DeepCopy()

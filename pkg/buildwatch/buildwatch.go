@@ -118,16 +118,7 @@ func Watch(ctx context.Context, c buildapi.BuildInterface, b *buildv1.Build, t *
 		return WatchByName(ctx, c, b.Name, t)
 	}
 	wf := func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return c.Watch(ctx, o) }
-	rw, err := watchtools.NewRetryWatcherWithContext(ctx, b.ResourceVersion, onewatch.WatcherByName(b.Name, wf))
-	if err != nil {
-		return WatchByName(ctx, c, b.Name, t)
-	}
-	ev, err := watchtools.UntilWithoutRetry(ctx, rw, func(e watch.Event) (bool, error) {
-		if e.Type == watch.Error {
-			return false, apierrors.FromObject(e.Object)
-		}
-		return t.observe(b.Name, e)
-	})
+	ev, err := onewatch.From(ctx, b.Name, b.ResourceVersion, wf, func(e watch.Event) (bool, error) { return t.observe(b.Name, e) })
 	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
 		return WatchByName(ctx, c, b.Name, t)
 	}

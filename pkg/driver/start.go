@@ -25,12 +25,10 @@ import (
 	"time"
 
 	buildv1 "github.com/openshift/api/build/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
-	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/ocbuild/ocbuild/pkg/apiretry"
 	"github.com/ocbuild/ocbuild/pkg/buildapi"
@@ -177,14 +175,7 @@ func (d *Driver) startLocked(ctx context.Context, o Options, bc *buildv1.BuildCo
 // false when ctx ended first.
 func (d *Driver) generated(ctx context.Context, bcs buildapi.BuildConfigInterface, bc *buildv1.BuildConfig) bool {
 	wf := func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) { return bcs.Watch(ctx, o) }
-	rw, err := watchtools.NewRetryWatcherWithContext(ctx, bc.ResourceVersion, onewatch.WatcherByName(bc.Name, wf))
-	if err != nil {
-		return false
-	}
-	_, err = watchtools.UntilWithoutRetry(ctx, rw, func(e watch.Event) (bool, error) {
-		if e.Type == watch.Error {
-			return false, apierrors.FromObject(e.Object)
-		}
+	_, err := onewatch.From(ctx, bc.Name, bc.ResourceVersion, wf, func(e watch.Event) (bool, error) {
 		cur, ok := e.Object.(*buildv1.BuildConfig)
 		return ok && cur.Status.LastVersion > bc.Status.LastVersion, nil
 	})

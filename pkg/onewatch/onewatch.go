@@ -1,16 +1,19 @@
-// Package onewatch builds the ListerWatcher for following one object by
-// name with client-go's tools/watch (UntilWithSync), which re-lists whenever
-// a watch expires or drops.
+// Package onewatch follows one object by name with client-go's tools/watch:
+// from a resourceVersion the caller holds (From, a RetryWatcher), or with
+// list+watch (ByName, for UntilWithSync, which re-lists whenever a watch
+// expires or drops).
 package onewatch
 
 import (
 	"context"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 )
 
 // ListFunc and WatchFunc are a typed or dynamic client's List and Watch.
@@ -39,18 +42,29 @@ func ByName(name string, list ListFunc, watchFn WatchFunc) cache.ListerWatcher {
 	}}
 }
 
-// WatcherByName watches only the object called name, for client-go's
-// RetryWatcher (tools/watch): a watch from a resourceVersion the caller
-// already holds, re-opened from the last version seen when it drops, with
-// no list.
-func WatcherByName(name string, watchFn WatchFunc) cache.WatcherWithContext {
-	sel := Selector(name)
-	return watcher(func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-		o.FieldSelector = sel
+// From watches only the object called name from resourceVersion rv — a
+// version the caller already holds, so nothing after it is missed and no
+// list is needed — with client-go's RetryWatcher, which re-opens a dropped
+// watch from the last version seen, until cond is done. An error event
+// (410 Expired when rv left the server's watch window; 403) ends it with
+// that error as an API status error.
+func From(ctx context.Context, name, rv string, watchFn WatchFunc, cond watchtools.ConditionFunc) (*watch.Event, error) {
+	rw, err := watchtools.NewRetryWatcherWithContext(ctx, rv, watcher(func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+		o.FieldSelector = Selector(name)
 		return watchFn(ctx, o)
+	}))
+	if err != nil {
+		return nil, err
+	}
+	return watchtools.UntilWithoutRetry(ctx, rw, func(e watch.Event) (bool, error) {
+		if e.Type == watch.Error {
+			return false, apierrors.FromObject(e.Object)
+		}
+		return cond(e)
 	})
 }
 
+// watcher is a WatchFunc as the cache.Watcher RetryWatcher takes.
 type watcher func(context.Context, metav1.ListOptions) (watch.Interface, error)
 
 func (w watcher) Watch(o metav1.ListOptions) (watch.Interface, error) {
