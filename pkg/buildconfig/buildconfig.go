@@ -149,8 +149,9 @@ func boolPtr(b bool) *bool { return &b }
 // changes the spec: from that update until OpenShift has generated the
 // run's Build from it, no other ocbuild run rewrites the spec. (A run that
 // finds its spec in place writes nothing and takes no lock.) Holder
-// identifies the run (the TaskRun uid); an empty Holder takes no lock. A lock older than TTL is
-// taken over, so a run killed while holding it blocks others only briefly.
+// identifies the run (the TaskRun uid); an empty Holder takes no lock. A
+// lock older than TTL is taken over, so a run killed while holding it
+// blocks others only briefly.
 type Lock struct {
 	Holder string
 	TTL    time.Duration
