@@ -5,7 +5,7 @@ GO ?= go
 IMAGE ?=
 BENCH_FLAGS ?=
 
-.PHONY: all build test unit image-check e2e lint bench sandbox demo image image-push clean
+.PHONY: all build test unit image-check e2e e2e-cluster e2e-sandbox-cluster lint bench sandbox demo image image-push clean
 
 all: build
 
@@ -14,8 +14,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ocbuild ./step
 	@ls -l bin/ocbuild | awk '{printf "bin/ocbuild: %.1f MiB\n", $$5/1048576}'
 
-## test: everything CI runs — lint, unit tests, the image check, then the end-to-end suite
-test: lint unit image-check e2e
+## test: everything CI runs — lint, unit tests, the image check, the end-to-end
+## suite, then the conformance suite against a running `make sandbox`
+test: lint unit image-check e2e e2e-sandbox-cluster
 
 ## unit: unit tests of the main module (the image check has its own target)
 unit:
@@ -25,9 +26,24 @@ unit:
 image-check:
 	$(GO) test -count=1 -run 'TestBuildImage' ./step/imagebuild
 
-## e2e: the end-to-end suite against the local sandbox (test/ module)
+## e2e: the end-to-end suite against the local sandbox (test/ module); the
+## conformance suite runs in e2e-sandbox-cluster instead
 e2e:
-	@if [ -d test/e2e ]; then cd test && $(GO) test -count=1 -timeout 75m ./... ; else echo "e2e: no suite yet"; fi
+	cd test && $(GO) test -count=1 -timeout 75m $$($(GO) list ./... | grep -v '/e2e/conformance$$')
+
+## e2e-cluster: the conformance suite against the existing cluster in KUBECONFIG
+##   (opt in with OCBUILD_E2E_EXISTING_CLUSTER=true; test/e2e/cluster lists the
+##   OCBUILD_E2E_* variables). It creates only its own namespaces and deletes them.
+e2e-cluster:
+	@if [ "$$OCBUILD_E2E_EXISTING_CLUSTER" != true ]; then \
+	  echo "make e2e-cluster creates namespaces on the cluster in KUBECONFIG ($${KUBECONFIG:-unset})."; \
+	  echo "Opt in with OCBUILD_E2E_EXISTING_CLUSTER=true; see README.md, \"Check your installation\"."; exit 2; fi
+	cd test/e2e/conformance && $(GO) test -count=1 -timeout 60m
+
+## e2e-sandbox-cluster: make e2e-cluster against a running `make sandbox`
+e2e-sandbox-cluster:
+	cd test && $(GO) build -o ../bin/sandbox ./cmd/sandbox && $(GO) build -o ../bin/e2e-against-sandbox ./cmd/e2e-against-sandbox
+	bin/e2e-against-sandbox --sandbox bin/sandbox --root .
 
 ## lint: gofmt and go vet
 lint:

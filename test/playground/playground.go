@@ -23,7 +23,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ocbuild/ocbuild/test/e2e/cluster"
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
 	"github.com/ocbuild/ocbuild/test/sandbox"
 	"github.com/ocbuild/ocbuild/test/sim"
@@ -166,4 +168,46 @@ func ReadObjects(path string) ([]*unstructured.Unstructured, error) {
 			objs = append(objs, &u)
 		}
 	}
+}
+
+// Cluster is the playground as the conformance suite sees a cluster
+// (package cluster): the samples' repository as on github.com, the internal
+// registry for output (read back at the sandbox registry), and Tekton's
+// feature flags the suite may switch. withSimulator includes the simulator,
+// for a suite running in this process.
+func (p *Playground) Cluster(withSimulator bool) (*cluster.Config, error) {
+	sb := p.Sandbox
+	admin, err := clientcmd.BuildConfigFromFlags("", sb.OpenShiftKubeconfigPath)
+	if err != nil {
+		return nil, err
+	}
+	c := &cluster.Config{
+		Description:      "the sandbox (state in " + sb.Dir + ")",
+		Admin:            admin,
+		Namespace:        cluster.DefaultNamespace,
+		GitURL:           SamplesGitURL,
+		GitRevision:      cluster.DefaultGitRevision,
+		Output:           sim.InternalRegistry,
+		Registry:         sb.Registry,
+		RegistryInsecure: true,
+		TektonFlags:      sandbox.TektonNamespace + "/" + sandbox.FeatureFlagsConfig,
+		SwitchCancelMode: true,
+	}
+	if withSimulator {
+		c.Description = "the sandbox started by this test process (state in " + sb.Dir + ")"
+		c.Simulator = p.Sim
+	}
+	return c, nil
+}
+
+// WriteClusterEnv writes the playground as an existing cluster for `make
+// e2e-cluster`: lines of VAR=value, to be exported.
+func (p *Playground) WriteClusterEnv(path string) error {
+	c, err := p.Cluster(false)
+	if err != nil {
+		return err
+	}
+	body := "# The sandbox as an existing cluster for `make e2e-cluster`: set -a; . " + path + "; set +a\n" +
+		strings.Join(c.Env(p.Sandbox.OpenShiftKubeconfigPath), "\n") + "\n"
+	return os.WriteFile(path, []byte(body), 0o600)
 }

@@ -4,7 +4,8 @@
 // build controller, registries, a git server, a package index and the TaskRun
 // executor) with the OpenShift Build API simulator, the shipped strategies and
 // the samples' namespace, so that samples/*.yaml apply unchanged (see
-// package playground). Ctrl-C stops everything and exits 0.
+// package playground). It writes <dir>/e2e-cluster.env, the variables that
+// point `make e2e-cluster` at it. Ctrl-C stops everything and exits 0.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -68,6 +70,15 @@ func main() {
 		sim.BaseImage, sim.PythonBuilderImage, sim.GolangBuilderImage)
 	fmt.Printf("  %s is served as %s (the samples' source); %s/<namespace>/<name> is the sandbox registry\n",
 		playground.SamplesGitURL, sb.GitRepoURL("ocbuild"), sim.InternalRegistry)
+	// The sandbox as an "existing cluster" for the conformance suite.
+	clusterEnv := filepath.Join(sb.Dir, "e2e-cluster.env")
+	if err := p.WriteClusterEnv(clusterEnv); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		p.Stop()
+		restore()
+		os.Exit(1)
+	}
+	fmt.Printf("  conformance suite against this sandbox: (set -a; . %s; make e2e-cluster)\n", clusterEnv)
 	fmt.Printf("\nstarted in %s. %s", time.Since(start).Round(time.Second), p.TryThis())
 	fmt.Println("Press Ctrl-C to stop.")
 

@@ -153,6 +153,13 @@ func Inspect(ctx context.Context, ref string, opts ...remote.Option) (*Image, er
 	if err != nil {
 		return nil, err
 	}
+	return InspectRef(ctx, r, opts...)
+}
+
+// InspectRef is Inspect for a parsed reference: over plain http only if r
+// was parsed with name.Insecure.
+func InspectRef(ctx context.Context, r name.Reference, opts ...remote.Option) (*Image, error) {
+	ref := r.String()
 	desc, err := remote.Get(r, append([]remote.Option{remote.WithContext(ctx)}, opts...)...)
 	if err != nil {
 		return nil, err
