@@ -284,8 +284,10 @@ func unchanged(cur *buildv1.BuildConfig, want buildv1.BuildConfigSpec, o Owner) 
 			return false
 		}
 	}
-	return Matches(cur.Spec.CommonSpec, want.CommonSpec) &&
-		reflect.DeepEqual(cur.Spec.Triggers, want.Triggers) && cur.Spec.RunPolicy == want.RunPolicy
+	// Triggers are compared as the API stores them: an empty list is
+	// omitted from the JSON and reads back as nil.
+	sameTriggers := (len(cur.Spec.Triggers) == 0 && len(want.Triggers) == 0) || reflect.DeepEqual(cur.Spec.Triggers, want.Triggers)
+	return Matches(cur.Spec.CommonSpec, want.CommonSpec) && sameTriggers && cur.Spec.RunPolicy == want.RunPolicy
 }
 
 // Holds reports whether holder holds the start lock on bc (as Apply

@@ -2,6 +2,7 @@ package buildconfig
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -229,5 +230,43 @@ func TestUnchangedSpecIsNeitherWrittenNorLocked(t *testing.T) {
 	other := Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/b:1"}
 	if _, err := Apply(wctx, bcs, "app", other, Owner{Build: "app"}, Lock{Holder: "run-c"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a different spec did not wait for run-a's lock: %v", err)
+	}
+}
+
+// The API server stores JSON: empty lists (triggers) read back as nil. A
+// BuildConfig read back that way is still unchanged, so a rerun of the same
+// Build writes nothing (issue 9: the bench against the simulator saw a lock
+// and a release on every run).
+func TestUnchangedAsTheAPIServerStoresIt(t *testing.T) {
+	ctx := context.Background()
+	c := fakebuild.NewSimpleClientset()
+	bcs := c.BuildV1().BuildConfigs("ns")
+	s := Spec{Strategy: Docker, Binary: true, Output: "quay.io/t/a:1"}
+	created, err := Apply(ctx, bcs, "app", s, Owner{Build: "app", BuildRun: "run-1"}, Lock{Holder: "run-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(created)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored buildv1.BuildConfig
+	if err := json.Unmarshal(data, &stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored.Spec.Triggers != nil {
+		t.Fatalf("triggers read back as %#v; the test needs what the API server returns (nil)", stored.Spec.Triggers)
+	}
+	if err := c.Tracker().Update(buildv1.GroupVersion.WithResource("buildconfigs"), &stored, "ns"); err != nil {
+		t.Fatal(err)
+	}
+	c.ClearActions()
+	if _, err := Apply(ctx, bcs, "app", s, Owner{Build: "app", BuildRun: "run-2"}, Lock{Holder: "run-b"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range c.Actions() {
+		if a.GetVerb() != "get" {
+			t.Errorf("rerun of an unchanged spec as stored by the API server: %s %s", a.GetVerb(), a.GetResource().Resource)
+		}
 	}
 }
