@@ -228,7 +228,7 @@ func (c *Config) ReadableImage(ref string) (name.Reference, []remote.Option, err
 // ErrNoSimulator is the reason tests that need the simulator's fault
 // injection are skipped.
 func (c *Config) ErrNoSimulator() error {
-	return fmt.Errorf("needs the OpenShift Build API simulator's fault injection, which %s does not offer (run `make e2e` for it)", c.Description)
+	return fmt.Errorf("needs the OpenShift Build API simulator's fault injection, which %s does not offer (without %s the suite starts a sandbox that does)", c.Description, EnvExistingCluster)
 }
 
 // Check confirms the cluster is reachable with the admin configuration.

@@ -111,10 +111,19 @@ func (tb *table) print(w io.Writer) {
 	fmt.Fprintf(w, "\nconformance of ocbuild on %s\n", c.Description)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "test\tresult\tseconds")
+	var why []string
 	for _, r := range tb.rows {
-		fmt.Fprintf(tw, "%s\t%s\t%.1f\n", r.test, r.result, r.seconds)
+		result := r.result
+		if reason, ok := strings.CutPrefix(result, "SKIP ("); ok {
+			result = "SKIP"
+			why = append(why, "  "+r.test+": "+strings.TrimSuffix(reason, ")"))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.1f\n", r.test, result, r.seconds)
 	}
 	_ = tw.Flush()
+	if len(why) > 0 {
+		fmt.Fprintf(w, "skipped:\n%s\n", strings.Join(why, "\n"))
+	}
 }
 
 // testContext is a context for one test, cancelled at its end.
@@ -135,9 +144,13 @@ var nonDNS = regexp.MustCompile(`[^a-z0-9-]+`)
 func newNamespace(t *testing.T) string {
 	t.Helper()
 	ctx := testContext(t, 2*time.Minute)
-	short := nonDNS.ReplaceAllString(strings.ToLower(t.Name()), "-")
+	short := nonDNS.ReplaceAllString(strings.ToLower(strings.TrimPrefix(t.Name(), "Test")), "-")
 	if len(short) > 28 {
+		// The end names the case best; start it at a word.
 		short = short[len(short)-28:]
+		if i := strings.Index(short, "-"); i >= 0 && i < len(short)-1 {
+			short = short[i+1:]
+		}
 	}
 	name := strings.Trim(c.Namespace+"-"+strings.Trim(short, "-"), "-") + "-" + rand.String(4)
 	_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
@@ -419,30 +432,8 @@ func theOpenShiftBuild(ctx context.Context, t *testing.T, ns, buildRun string) *
 // watchBuilds watches the OpenShift builds of a BuildRun until cond, given
 // the current set on every change, is true.
 func watchBuilds(ctx context.Context, ns, buildRun string, cond func([]*buildv1.Build) bool) error {
-	sel := labelBuildRun + "=" + buildRun
-	bc := builds.BuildV1().Builds(ns)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = sel
-			return bc.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = sel
-			return bc.Watch(ctx, o)
-		},
-	}
-	var store cache.Store
-	check := func() (bool, error) {
-		var items []*buildv1.Build
-		for _, o := range store.List() {
-			items = append(items, o.(*buildv1.Build))
-		}
-		return cond(items), nil
-	}
-	_, err := watchtools.UntilWithSync(ctx, lw, &buildv1.Build{},
-		func(s cache.Store) (bool, error) { store = s; return check() },
-		func(watch.Event) (bool, error) { return check() })
-	return err
+	return kit.WatchBuilds(ctx, builds.BuildV1().Builds(ns), labelBuildRun+"="+buildRun, "",
+		func(items []*buildv1.Build) (bool, error) { return cond(items), nil })
 }
 
 // checkOutput compares the BuildRun's status with what the registry holds

@@ -18,12 +18,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
@@ -336,33 +332,9 @@ func waitOpenShiftBuild(ctx context.Context, t *testing.T, ns, buildRun, what st
 	return got
 }
 
-// watchBuilds lists and watches the OpenShift builds matching selector
-// (label) and fieldSelector until cond, evaluated on every change with the
-// current set of builds, is true.
+// watchBuilds is kit.WatchBuilds in namespace ns.
 func watchBuilds(ctx context.Context, ns, labelSelector, fieldSelector string, cond func(items []*buildv1.Build) (bool, error)) error {
-	bc := builds.BuildV1().Builds(ns)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector, o.FieldSelector = labelSelector, fieldSelector
-			return bc.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector, o.FieldSelector = labelSelector, fieldSelector
-			return bc.Watch(ctx, o)
-		},
-	}
-	var store cache.Store
-	check := func() (bool, error) {
-		var items []*buildv1.Build
-		for _, o := range store.List() {
-			items = append(items, o.(*buildv1.Build))
-		}
-		return cond(items)
-	}
-	_, err := watchtools.UntilWithSync(ctx, lw, &buildv1.Build{},
-		func(s cache.Store) (bool, error) { store = s; return check() },
-		func(watch.Event) (bool, error) { return check() })
-	return err
+	return kit.WatchBuilds(ctx, builds.BuildV1().Builds(ns), labelSelector, fieldSelector, cond)
 }
 
 func nameSelector(name string) string {

@@ -157,7 +157,8 @@ func TestCancel(t *testing.T) {
 			ctx := testContext(t, 6*time.Minute)
 			useCancelMode(ctx, t, tc.keepPod)
 			ns := newNamespace(t, true)
-			b := createBuild(t, gitBuild(ns, "slow", "hello", dockerStrategy, arrayParam("build-env", sim.KnobDuration+"=5m")))
+			// A real Dockerfile whose RUN sleeps (samples/apps/slow-build).
+			b := createBuild(t, gitBuild(ns, "slow", "slow-build", dockerStrategy))
 			br := createBuildRun(t, ns, b.Name)
 			ob := waitOpenShiftBuild(ctx, t, ns, br.Name, "the OpenShift build to run", func(b *buildv1.Build) bool {
 				return b.Status.Phase == buildv1.BuildPhaseRunning
@@ -611,7 +612,7 @@ func TestDeletionAndTimeout(t *testing.T) {
 	t.Run("timeout-cancels-build", func(t *testing.T) {
 		ctx := testContext(t, 6*time.Minute)
 		ns := newNamespace(t, true)
-		spec := gitBuild(ns, "slow", "hello", dockerStrategy, arrayParam("build-env", sim.KnobDuration+"=10m"))
+		spec := gitBuild(ns, "slow", "slow-build", dockerStrategy)
 		spec.Spec.Timeout = &metav1.Duration{Duration: 45 * time.Second}
 		b := createBuild(t, spec)
 		br := createBuildRun(t, ns, b.Name)

@@ -20,7 +20,6 @@ import (
 
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
 	"github.com/ocbuild/ocbuild/test/sandbox"
-	"github.com/ocbuild/ocbuild/test/sim"
 )
 
 // Manifests written for Shipwright v1alpha1 (older docs and blog posts, see
@@ -68,8 +67,7 @@ func TestV1alpha1(t *testing.T) {
 	t.Run("canceled", func(t *testing.T) {
 		ctx := testContext(t, 6*time.Minute)
 		ns := newNamespace(t, true)
-		b := registerV1alpha1Build(t, v1alpha1GitBuild(ns, "slow", "hello", dockerStrategy,
-			v1alpha1ArrayParam("build-env", sim.KnobDuration+"=5m")))
+		b := registerV1alpha1Build(t, v1alpha1GitBuild(ns, "slow", "slow-build", dockerStrategy))
 		name := createV1alpha1BuildRun(t, ns, b.Name)
 		ob := waitOpenShiftBuild(ctx, t, ns, name, "the OpenShift build to run", func(b *buildv1.Build) bool {
 			return b.Status.Phase == buildv1.BuildPhaseRunning
@@ -118,14 +116,6 @@ func v1alpha1GitBuild(ns, name, repo, strategy string, params ...buildv1alpha1.P
 			Timeout:     &metav1.Duration{Duration: runTimeout},
 		},
 	}
-}
-
-func v1alpha1ArrayParam(name string, values ...string) buildv1alpha1.ParamValue {
-	p := buildv1alpha1.ParamValue{Name: name}
-	for _, v := range values {
-		p.Values = append(p.Values, buildv1alpha1.SingleValue{Value: ptr.To(v)})
-	}
-	return p
 }
 
 // registerV1alpha1Build creates b through v1alpha1 and waits until
