@@ -86,7 +86,10 @@ func Convert(ctx context.Context, doc *Document, opts Options) *Result {
 	} else {
 		m.owned.Metadata = m.meta
 		res.Build = m.owned
-		m.warn("the step of %s creates and owns a BuildConfig named %s, and refuses to change one it does not own: delete this one before the first BuildRun (oc delete bc/%s --cascade=orphan keeps its builds)",
+		// Not --cascade=orphan: the step's new BuildConfig numbers its
+		// builds from 1 again and OpenShift refuses a build name that
+		// exists ("builds.build.openshift.io "<name>-1" already exists").
+		m.warn("the step of %s creates and owns a BuildConfig named %s, and refuses to change one it does not own: delete this one and its builds before the first BuildRun (oc delete bc/%s), or rename the Build to keep them",
 			m.owned.Spec.Strategy.Name, doc.BC.Name, doc.BC.Name)
 	}
 	if len(res.Errors) > 0 {
