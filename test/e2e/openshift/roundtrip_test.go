@@ -374,11 +374,11 @@ func convertFromCluster(t *testing.T, ns, name, strategy string) *buildv1beta1.B
 // deleteBuildConfig is `oc delete bc/<name>` and waits until the
 // BuildConfig and its builds are gone.
 //
-// docs/migration.md and the converter's warning say --cascade=orphan, to
-// keep the old builds; but then the step's new BuildConfig of the same
-// name numbers its first build <name>-1 again, and instantiatebinary fails
-// with builds.build.openshift.io "<name>-1" already exists (seen in this
-// test's first runs). So the old builds go too; their images stay.
+// As docs/migration.md says, not --cascade=orphan: the step's new
+// BuildConfig of the same name numbers its first build <name>-1 again, and
+// instantiatebinary fails with builds.build.openshift.io "<name>-1" already
+// exists (seen in this test's first runs). The old builds go; their images
+// stay.
 func deleteBuildConfig(ctx context.Context, t *testing.T, ns, name string) {
 	t.Helper()
 	bcs := builds.BuildV1().BuildConfigs(ns)
