@@ -16,7 +16,6 @@ import (
 	buildclient "github.com/openshift/client-go/build/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ocbuild/ocbuild/test/sim"
 )
@@ -24,14 +23,7 @@ import (
 func TestOpenShiftCLIView(t *testing.T) {
 	ctx := testContext(t, 6*time.Minute)
 	ns := newNamespace(t, false)
-	cfg, err := clientcmd.BuildConfigFromFlags("", sb.OpenShiftKubeconfigPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oc, err := buildclient.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	oc := openShiftBuilds(t)
 	bc := &buildv1.BuildConfig{
 		ObjectMeta: metav1.ObjectMeta{Name: "cli"},
 		Spec: buildv1.BuildConfigSpec{CommonSpec: buildv1.CommonSpec{
