@@ -1007,6 +1007,15 @@ loop:
 			return 0, false
 		}
 	}
+	// Tekton's reconciler acts on a cancel as soon as spec.status changes,
+	// before the pod's end: a step that watches its own TaskRun can exit on
+	// the cancel before this executor's watch has delivered it, and that
+	// exit must not make the TaskRun StepFailed.
+	if !r.done {
+		if cur, err := r.e.tekton.TektonV1().TaskRuns(r.tr.Namespace).Get(ctx, r.tr.Name, metav1.GetOptions{}); err == nil && cur.IsCancelled() {
+			r.fail(ctx, v1.TaskRunReasonCancelled, fmt.Sprintf("TaskRun %q was cancelled. %s", cur.Name, cur.Spec.StatusMessage))
+		}
+	}
 	// Take the rest of the process group down with the main process, as a
 	// container's end does.
 	signal(syscall.SIGKILL)
