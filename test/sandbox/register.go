@@ -24,6 +24,8 @@ import (
 // right after its strategy can therefore stay ClusterBuildStrategyNotFound
 // (or BuildStrategyNotFound) for good. Such a Build is deleted and created
 // again until the controller's view has the strategy, as a user would do.
+// The same goes for a secret created just before the Build: the
+// controller's Secret cache can lag the create (Spec*SecretRefNotFound).
 func RegisterBuild(ctx context.Context, c buildclient.Interface, b *buildv1beta1.Build) (*buildv1beta1.Build, error) {
 	return registerBuild(ctx, c, b.Namespace, b.Name, func(ctx context.Context) error {
 		_, err := c.ShipwrightV1beta1().Builds(b.Namespace).Create(ctx, b.DeepCopy(), metav1.CreateOptions{})
@@ -75,7 +77,13 @@ func registerBuild(ctx context.Context, c buildclient.Interface, ns, name string
 		if *got.Status.Registered == corev1.ConditionTrue {
 			return got, nil
 		}
-		stale := reason == string(buildv1beta1.ClusterBuildStrategyNotFound) || reason == string(buildv1beta1.BuildStrategyNotFound)
+		stale := false
+		switch buildv1beta1.BuildReason(reason) {
+		case buildv1beta1.ClusterBuildStrategyNotFound, buildv1beta1.BuildStrategyNotFound,
+			buildv1beta1.SpecSourceSecretRefNotFound, buildv1beta1.SpecOutputSecretRefNotFound,
+			buildv1beta1.SpecBuilderSecretRefNotFound, buildv1beta1.MultipleSecretRefNotFound:
+			stale = true
+		}
 		if !stale || backoff.Steps <= 1 {
 			return got, fmt.Errorf("build %s/%s not registered: %s: %s", ns, name, reason, message)
 		}
