@@ -347,7 +347,9 @@ func (h *ctrlHarness) get(name string) *buildv1.Build {
 // waitFor polls until cond holds for the build.
 func (h *ctrlHarness) waitFor(name string, what string, cond func(*buildv1.Build) bool) *buildv1.Build {
 	h.t.Helper()
-	return pollBuild(h.t, h.ctx, h.builds, name, what, 30*time.Second, cond, h.log)
+	// Real buildah and S2I builds run here: on a loaded two-core machine
+	// one S2I build took over 30 s (CI run with two suites at once).
+	return pollBuild(h.t, h.ctx, h.builds, name, what, 3*time.Minute, cond, h.log)
 }
 
 // pollBuild polls until cond holds for build name in namespace "ns",
