@@ -31,6 +31,7 @@ import (
 
 	"github.com/ocbuild/ocbuild/test/e2e/cluster"
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
+	"github.com/ocbuild/ocbuild/test/playground"
 )
 
 // Names of the shipped strategies and their step.
@@ -182,7 +183,7 @@ func applyRBAC(ctx context.Context, ns, path string) error {
 	var objs []*unstructured.Unstructured
 	var err error
 	if strings.HasSuffix(path, ".yaml") {
-		objs, err = readObjects(path)
+		objs, err = playground.ReadObjects(path)
 	} else {
 		objs, err = kit.Render(path)
 	}
@@ -206,24 +207,6 @@ func applyRBAC(ctx context.Context, ns, path string) error {
 		return fmt.Errorf("applying %s in %s: %w", path, ns, err)
 	}
 	return nil
-}
-
-func readObjects(path string) ([]*unstructured.Unstructured, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(string(data), "\n---") {
-		var u unstructured.Unstructured
-		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if len(u.Object) > 0 {
-			out = append(out, &u)
-		}
-	}
-	return out, nil
 }
 
 // removeNamespaces deletes what is left of this run's namespaces and waits
@@ -531,7 +514,7 @@ func dumpNamespace(t *testing.T, ns string) {
 // cluster's repository as the BuildConfig's git source.
 func applySampleBuildConfig(ctx context.Context, t *testing.T, ns, path string) {
 	t.Helper()
-	objs, err := readObjects(path)
+	objs, err := playground.ReadObjects(path)
 	if err != nil {
 		t.Fatal(err)
 	}
