@@ -93,6 +93,9 @@ type Options struct {
 	// config. (The simulator's builders find a repository of the same
 	// name on their own.)
 	GitAliases map[string]string
+	// GitBranches are further branches of a repository (name → branches),
+	// each at its one commit, for sources that name a ref other than main.
+	GitBranches map[string][]string
 	// StepVersion is stamped into the ocbuild binary (-X main.version).
 	// Default: "v0.0.0-sandbox".
 	StepVersion string

@@ -124,7 +124,7 @@ func git(dir string, args ...string) (string, error) {
 }
 
 // startGitServer turns each directory under Options.Repos and MoreRepos into a repository
-// with one deterministic commit on branch main, and serves them read-only
+// with one deterministic commit on branch main (and Options.GitBranches), and serves them read-only
 // with `git http-backend` behind net/http/cgi.
 func (sb *Sandbox) startGitServer(context.Context) error {
 	root := filepath.Join(sb.Dir, "git")
@@ -148,6 +148,11 @@ func (sb *Sandbox) startGitServer(context.Context) error {
 			names = append(names, e.Name())
 		}
 	}
+	for name := range sb.opts.GitBranches {
+		if _, ok := from[name]; !ok {
+			return fmt.Errorf("git branches of %q: the git server has no repository %q", name, name)
+		}
+	}
 	for _, name := range names {
 		wd := filepath.Join(work, name)
 		if err := CopyTree(filepath.Join(from[name], name), wd); err != nil {
@@ -159,6 +164,11 @@ func (sb *Sandbox) startGitServer(context.Context) error {
 			{"commit", "-q", "--no-gpg-sign", "-m", "Sample repository " + name},
 		} {
 			if _, err := git(wd, args...); err != nil {
+				return err
+			}
+		}
+		for _, b := range sb.opts.GitBranches[name] {
+			if _, err := git(wd, "branch", b); err != nil {
 				return err
 			}
 		}

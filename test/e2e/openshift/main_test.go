@@ -50,9 +50,31 @@ func run(m *testing.M) int {
 	defer cancel()
 	start := time.Now()
 	simulator = sim.New(sim.Options{})
-	// The git server serves test/testdata/repos and the samples' apps.
+	// The git server serves test/testdata/repos, the samples' apps, the
+	// converter corpus's stand-in repositories and (as repository
+	// "ocbuild", which a corpus BuildConfig builds from) this checkout's
+	// samples.
+	// (The sandbox refuses a state directory it did not make, so the
+	// checkout's copy has its own.)
+	checkout, err := os.MkdirTemp("", "ocbuild-e2e-openshift-repos-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(checkout)
+	if err := sandbox.CopyTree(filepath.Join(repoRoot, "samples"), filepath.Join(checkout, "ocbuild", "samples")); err != nil {
+		fmt.Fprintln(os.Stderr, "preparing repository ocbuild:", err)
+		return 1
+	}
 	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, FrontDoor: simulator.FrontDoor(),
-		MoreRepos: []string{filepath.Join(repoRoot, "samples", "apps")}})
+		MoreRepos: []string{
+			filepath.Join(repoRoot, "samples", "apps"),
+			filepath.Join(repoRoot, "test", "testdata", "corpus-repos"),
+			checkout,
+		},
+		GitAliases:  corpusGitAliases,
+		GitBranches: corpusGitBranches,
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the sandbox:", err)
 		fmt.Fprintf(os.Stderr, "sandbox state and logs kept in %s\n", dir)
