@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -576,6 +577,20 @@ func (r *run) createPod(ctx context.Context, name string) (*corev1.Pod, error) {
 // prepare materialises volumes and writes the step kubeconfig.
 func (r *run) prepare(ctx context.Context) error {
 	tr := r.tr
+	// Each workspace is a volume Tekton mounts (Shipwright's source
+	// workspace: an emptyDir at /workspace/source), so its directory exists
+	// before any step runs; `shp build upload` extracts into it.
+	for _, w := range r.ts.Workspaces {
+		mp := w.MountPath
+		if mp == "" {
+			mp = path.Join(pipeline.WorkspaceDir, w.Name)
+		}
+		if rel, ok := strings.CutPrefix(path.Clean(mp), pipeline.WorkspaceDir+"/"); ok {
+			if err := os.MkdirAll(filepath.Join(r.dir, "workspace", filepath.FromSlash(rel)), 0o777); err != nil {
+				return fmt.Errorf("workspace %q: %w", w.Name, err)
+			}
+		}
+	}
 	r.vols = map[string]string{}
 	for _, v := range r.ts.Volumes {
 		dir := filepath.Join(r.dir, "volumes", v.Name)

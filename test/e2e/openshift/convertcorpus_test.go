@@ -20,7 +20,8 @@ package openshift
 //     Debian Python S2I builder where an S2I builder is named);
 //   - the ImageStreamTags it builds from are filled by builds, as a cluster's
 //     are, and the image streams its ImageStreamTag outputs name exist;
-//   - the secrets it names are created with the type their use needs.
+//   - the secrets it names are created with the type their use needs;
+//   - the Binary example's file is uploaded as `shp build upload` does.
 //
 // Only three things are rewritten in the BuildConfigs before conversion,
 // each an address a migration changes anyway: the namespace (the test's
@@ -34,8 +35,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -95,7 +98,6 @@ var (
 // corpusNotBuilt are the corpus files whose Builds are converted and
 // accepted but not run, with the reason.
 var corpusNotBuilt = map[string]string{
-	"binary":            "a Binary BuildConfig runs with `shp build upload` (Shipwright's Local source), which this suite has no client for",
 	"inline-dockerfile": "its Dockerfile runs microdnf, UBI's package manager; the sandbox's ubi-minimal is a BusyBox stand-in",
 	"triggers":          "its postCommit hook runs `bundle exec rake test`; the sandbox has no Ruby builder, only a Python stand-in",
 	"invalid":           "BuildConfigs OpenShift refuses (the golden test covers their messages)",
@@ -106,9 +108,21 @@ var corpusNotBuilt = map[string]string{
 var corpusStandIns = map[string]string{
 	// Docker example's dockerStrategy.from: its Dockerfile needs a shell.
 	"registry.access.redhat.com/ubi9/ruby-33:latest": sim.BaseImage,
+	// The Binary example's Java S2I builder: the Python S2I builder stands
+	// in (its assemble, like a Java builder's for a .war, puts the uploaded
+	// file into the application directory).
+	"registry.access.redhat.com/ubi9/openjdk-21:latest": sim.PythonBuilderImage,
 	// The Custom example's builder (the simulator commits it with the
 	// source; it never runs a custom builder's own program).
 	"openshift/sti-image-builder": sim.BaseImage,
+}
+
+// corpusImageFiles are files a converted Build's image must hold (by base
+// name), by Build name: what the BuildConfig's inputs put there.
+var corpusImageFiles = map[string]map[string][]byte{
+	// The chain's source.images: the file of the input image (see
+	// corpusImageStreamTags), injected into the build context.
+	"image-build": {"somefile.jar": []byte("the input image of the chain build\n")},
 }
 
 // corpusImageStreamTags are ImageStreamTags the corpus builds from, filled
@@ -586,11 +600,28 @@ func grantCustomStrategy(ctx context.Context, t *testing.T, ns string) {
 // reports, carrying the BuildConfig's output labels.
 func runConvertedBuild(ctx context.Context, t *testing.T, ns string, b *buildv1beta1.Build, c *convertedCorpus) {
 	t.Helper()
+	bc, hasBC := c.inputs[b.Name]
+	// A Binary BuildConfig's Build has no source: it runs as `shp build
+	// upload <build> <dir>` runs it, with the file the BuildConfig takes.
+	var uploaded map[string][]byte
+	if hasBC && bc.Spec.Source.Binary != nil {
+		name := bc.Spec.Source.Binary.AsFile
+		if name == "" {
+			name = "index.html"
+		}
+		uploaded = map[string][]byte{name: []byte("the binary input of BuildConfig " + bc.Name + ", uploaded by the test\n")}
+	}
 	br := createBuildRun(t, ns, b.Name, func(br *buildv1beta1.BuildRun) {
 		if conv, ok := c.buildRuns[b.Name]; ok {
 			br.Spec = conv.Spec
 		}
+		if uploaded != nil {
+			withLocalSource(br)
+		}
 	})
+	if uploaded != nil {
+		uploadLocalSource(ctx, t, ns, br.Name, writeFiles(t, uploaded))
+	}
 	done := waitBuildRunDone(ctx, t, ns, br.Name)
 	requireSucceeded(t, done)
 	ref, err := sim.MirrorOf(sb.Registry, b.Spec.Output.Image)
@@ -598,7 +629,13 @@ func runConvertedBuild(ctx context.Context, t *testing.T, ns string, b *buildv1b
 		t.Fatal(err)
 	}
 	img := checkOutput(ctx, t, done, ref)
-	if bc, ok := c.inputs[b.Name]; ok {
+	if uploaded != nil {
+		checkImageFiles(ctx, t, ref, uploaded)
+	}
+	if want, ok := corpusImageFiles[b.Name]; ok {
+		checkImageFiles(ctx, t, ref, want)
+	}
+	if hasBC {
 		for _, l := range bc.Spec.Output.ImageLabels {
 			if got := img.Config.Config.Labels[l.Name]; got != l.Value {
 				t.Errorf("Build %s: image %s has label %s=%q, want %q (the BuildConfig's output.imageLabels)", b.Name, ref, l.Name, got, l.Value)
@@ -606,4 +643,29 @@ func runConvertedBuild(ctx context.Context, t *testing.T, ns string, b *buildv1b
 		}
 	}
 	t.Logf("Build %s (%s): BuildRun %s pushed %s@%s", b.Name, b.Spec.Strategy.Name, done.Name, b.Spec.Output.Image, done.Status.Output.Digest)
+}
+
+// checkImageFiles checks that image ref holds each file (by base name,
+// wherever the build put it) with the content given.
+func checkImageFiles(ctx context.Context, t *testing.T, ref string, files map[string][]byte) {
+	t.Helper()
+	tree, err := fileTree(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range files {
+		sum := sha256.Sum256(content)
+		want := hex.EncodeToString(sum[:])
+		var found []string
+		for p, e := range tree {
+			if path.Base(p) == name && e.SHA256 == want {
+				found = append(found, p)
+			}
+		}
+		if len(found) == 0 {
+			t.Errorf("image %s has no file %s with the content %q", ref, name, content)
+			continue
+		}
+		t.Logf("image %s holds %s at %s", ref, name, strings.Join(found, ", "))
+	}
 }
