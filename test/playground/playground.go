@@ -37,8 +37,8 @@ const SamplesNamespace = "ocbuild-samples"
 // SamplesGitURL is the repository the samples build from.
 const SamplesGitURL = "https://github.com/ocbuild/ocbuild"
 
-// samplesRepo is the git server's name for SamplesGitURL.
-const samplesRepo = "ocbuild"
+// SamplesRepo is the git server's name for SamplesGitURL.
+const SamplesRepo = "ocbuild"
 
 // customStrategyGrant lets the samples' service account run Custom
 // BuildConfigs (a cluster admin's template).
@@ -63,21 +63,32 @@ type Playground struct {
 	repos string
 }
 
+// SamplesRepos makes a directory for sandbox.Options.MoreRepos that holds
+// repository SamplesRepo: the samples/ of checkout root, as SamplesGitURL
+// has them. The caller removes it.
+func SamplesRepos(root string) (string, error) {
+	repos, err := os.MkdirTemp("", "ocbuild-samples-repos-")
+	if err != nil {
+		return "", err
+	}
+	if err := sandbox.CopyTree(filepath.Join(root, "samples"), filepath.Join(repos, SamplesRepo, "samples")); err != nil {
+		_ = os.RemoveAll(repos)
+		return "", fmt.Errorf("preparing repository %s: %w", SamplesRepo, err)
+	}
+	return repos, nil
+}
+
 // Start starts the playground; the caller must call Stop.
 func Start(ctx context.Context, o Options) (*Playground, error) {
 	root, err := kit.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
-	repos, err := os.MkdirTemp("", "ocbuild-playground-repos-")
+	repos, err := SamplesRepos(root)
 	if err != nil {
 		return nil, err
 	}
 	p := &Playground{Root: root, repos: repos}
-	if err := sandbox.CopyTree(filepath.Join(root, "samples"), filepath.Join(repos, samplesRepo, "samples")); err != nil {
-		p.Stop()
-		return nil, fmt.Errorf("preparing repository %s: %w", samplesRepo, err)
-	}
 	p.Sim = sim.New(sim.Options{BuildDefaults: sim.PackageIndexDefaults})
 	p.Sandbox, err = sandbox.Start(ctx, sandbox.Options{
 		Dir:             o.Dir,
@@ -88,7 +99,7 @@ func Start(ctx context.Context, o Options) (*Playground, error) {
 		ExecutorLog:     o.ExecutorLog,
 		FrontDoor:       p.Sim.FrontDoor(),
 		MoreRepos:       []string{filepath.Join(root, "samples", "apps"), repos},
-		GitAliases:      map[string]string{SamplesGitURL: samplesRepo},
+		GitAliases:      map[string]string{SamplesGitURL: SamplesRepo},
 	})
 	if err != nil {
 		p.Stop()

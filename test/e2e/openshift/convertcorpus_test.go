@@ -62,7 +62,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -74,9 +73,9 @@ import (
 )
 
 // corpusGitAliases are the corpus's repositories and the stand-in each is
-// served as (test/testdata/corpus-repos; "ocbuild" is this checkout's
-// samples, see TestMain); corpusGitBranches the branches they need besides
-// main.
+// served as (test/testdata/corpus-repos; playground.SamplesRepo is this
+// checkout's samples, see TestMain); corpusGitBranches the branches they
+// need besides main.
 var (
 	corpusGitAliases = map[string]string{
 		"https://github.com/openshift/ruby-hello-world": "ruby-hello-world",
@@ -86,7 +85,7 @@ var (
 		"https://github.com/shop/forced":                "forced",
 		"git@github.com:team-a/api.git":                 "api",
 		"https://github.com/team-a/worker":              "worker",
-		"https://github.com/ocbuild/ocbuild":            "ocbuild",
+		playground.SamplesGitURL:                        playground.SamplesRepo,
 	}
 	corpusGitBranches = map[string][]string{
 		"ruby-hello-world": {"beta4"},
@@ -100,7 +99,6 @@ var (
 var corpusNotBuilt = map[string]string{
 	"inline-dockerfile": "its Dockerfile runs microdnf, UBI's package manager; the sandbox's ubi-minimal is a BusyBox stand-in",
 	"triggers":          "its postCommit hook runs `bundle exec rake test`; the sandbox has no Ruby builder, only a Python stand-in",
-	"invalid":           "BuildConfigs OpenShift refuses (the golden test covers their messages)",
 }
 
 // corpusStandIns are the corpus's external builder and base images the
@@ -152,7 +150,7 @@ func TestConvertedCorpus(t *testing.T) {
 	for _, file := range files {
 		name := strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 		if name == "invalid" {
-			continue
+			continue // BuildConfigs OpenShift refuses: the golden test covers their messages
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := testContext(t, 12*time.Minute)
@@ -555,18 +553,7 @@ func seedImageStreamTag(ctx context.Context, t *testing.T, ns, tag, dockerfile s
 	if err != nil {
 		t.Fatal(err)
 	}
-	var phase buildv1.BuildPhase
-	err = kit.WatchBuilds(ctx, builds.BuildV1().Builds(ns), "", fields.OneTermEqualSelector("metadata.name", b.Name).String(), func(items []*buildv1.Build) (bool, error) {
-		for _, it := range items {
-			phase = it.Status.Phase
-		}
-		return phase == buildv1.BuildPhaseComplete || phase == buildv1.BuildPhaseFailed ||
-			phase == buildv1.BuildPhaseError || phase == buildv1.BuildPhaseCancelled, nil
-	})
-	if err != nil || phase != buildv1.BuildPhaseComplete {
-		log, _ := simLog(ns, b.Name)
-		t.Fatalf("filling ImageStreamTag %s/%s: build %s ended %q (%v):\n%s", ns, tag, b.Name, phase, err, strings.Join(log, "\n"))
-	}
+	waitBuildComplete(ctx, t, ns, b.Name)
 	t.Logf("ImageStreamTag %s/%s filled by build %s (%s)", ns, tag, b.Name, strings.TrimSpace(strings.ReplaceAll(dockerfile, "\n", "; ")))
 }
 

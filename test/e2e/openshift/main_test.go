@@ -17,6 +17,7 @@ import (
 	buildclient "github.com/openshift/client-go/build/clientset/versioned"
 
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
+	"github.com/ocbuild/ocbuild/test/playground"
 	"github.com/ocbuild/ocbuild/test/sandbox"
 	"github.com/ocbuild/ocbuild/test/sim"
 )
@@ -51,21 +52,15 @@ func run(m *testing.M) int {
 	start := time.Now()
 	simulator = sim.New(sim.Options{})
 	// The git server serves test/testdata/repos, the samples' apps, the
-	// converter corpus's stand-in repositories and (as repository
-	// "ocbuild", which a corpus BuildConfig builds from) this checkout's
-	// samples.
-	// (The sandbox refuses a state directory it did not make, so the
-	// checkout's copy has its own.)
-	checkout, err := os.MkdirTemp("", "ocbuild-e2e-openshift-repos-")
+	// converter corpus's stand-in repositories and (as the playground's
+	// samples repository, which a corpus BuildConfig builds from) this
+	// checkout's samples.
+	checkout, err := playground.SamplesRepos(repoRoot)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(checkout)
-	if err := sandbox.CopyTree(filepath.Join(repoRoot, "samples"), filepath.Join(checkout, "ocbuild", "samples")); err != nil {
-		fmt.Fprintln(os.Stderr, "preparing repository ocbuild:", err)
-		return 1
-	}
 	sb, err = sandbox.Start(ctx, sandbox.Options{Dir: dir, FrontDoor: simulator.FrontDoor(),
 		MoreRepos: []string{
 			filepath.Join(repoRoot, "samples", "apps"),
