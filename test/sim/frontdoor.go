@@ -244,18 +244,41 @@ func forbidden(user authenticationv1.UserInfo, attrs authorizationv1.ResourceAtt
 // ---------------------------------------------------------------------------
 // Request statistics
 
-// requestStats counts requests per method and path pattern.
+// requestStats counts requests per method and path pattern, and keeps
+// when the first ones since the last reset arrived (the bench splits a
+// client's overhead at them).
 type requestStats struct {
-	mu sync.Mutex
-	m  map[string]int64
+	mu       sync.Mutex
+	m        map[string]int64
+	arrivals []Arrival
 }
+
+// Arrival is when a request reached the front door.
+type Arrival struct {
+	Key       string // as in Stats: "<METHOD> <pattern>"
+	UserAgent string
+	At        time.Time
+}
+
+// maxArrivals bounds the arrivals kept between resets.
+const maxArrivals = 1000
 
 func newRequestStats() *requestStats { return &requestStats{m: map[string]int64{}} }
 
-func (s *requestStats) add(key string) {
+func (s *requestStats) add(key, userAgent string) {
+	now := time.Now()
 	s.mu.Lock()
 	s.m[key]++
+	if len(s.arrivals) < maxArrivals {
+		s.arrivals = append(s.arrivals, Arrival{Key: key, UserAgent: userAgent, At: now})
+	}
 	s.mu.Unlock()
+}
+
+func (s *requestStats) arrivalsSoFar() []Arrival {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Arrival(nil), s.arrivals...)
 }
 
 func (s *requestStats) snapshot() map[string]int64 {
@@ -271,6 +294,7 @@ func (s *requestStats) snapshot() map[string]int64 {
 func (s *requestStats) reset() {
 	s.mu.Lock()
 	s.m = map[string]int64{}
+	s.arrivals = nil
 	s.mu.Unlock()
 }
 
@@ -406,7 +430,7 @@ func (s *statusRecorder) Flush() {
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (f *frontDoor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	f.stats.add(statsKey(r))
+	f.stats.add(statsKey(r), r.UserAgent())
 	buildAPI := isBuildAPI(r.URL.Path)
 	if buildAPI {
 		rec := &statusRecorder{ResponseWriter: w}

@@ -101,6 +101,10 @@ func (s *Sim) Chaos() Chaos { return s.chaos.get() }
 // "POST /apis/build.openshift.io/v1/namespaces/{ns}/buildconfigs/{name}/instantiatebinary".
 func (s *Sim) Stats() map[string]int64 { return s.stats.snapshot() }
 
+// Arrivals are the first requests (up to 1000) since the last ResetStats,
+// in the order they reached the front door.
+func (s *Sim) Arrivals() []Arrival { return s.stats.arrivalsSoFar() }
+
 // ResetStats zeroes the request counters.
 func (s *Sim) ResetStats() { s.stats.reset() }
 
