@@ -1266,16 +1266,31 @@ func TestControllerS2IWithoutSaveArtifacts(t *testing.T) {
 	}
 	h.create(build("tiny-1", 1))
 	h.waitPhase("tiny-1", buildv1.BuildPhaseComplete)
-	h.create(build("tiny-2", 2))
+	// The second build also has a post-commit hook: it runs in the
+	// assembled image, after assemble.
+	second := build("tiny-2", 2)
+	second.Spec.PostCommit = buildv1.BuildPostCommitSpec{Script: `test -f "$HOME/app.txt" && echo "hook sees app.txt in $HOME"`}
+	h.create(second)
 	h.waitPhase("tiny-2", buildv1.BuildPhaseComplete)
+	h.waitLogClosed("tiny-2")
 	log := h.log("tiny-2")
 	for _, want := range []string{
 		"Clean build will be performed because /usr/libexec/s2i/save-artifacts was not found in the previous image " + InternalRegistry + "/ns/py:latest",
 		"tiny assemble: artifacts 0",
+		"hook sees app.txt in /opt/app-root/src",
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("second build's log lacks %q:\n%s", want, log)
 		}
+	}
+	// A failing hook fails a Source build as the builder reports any
+	// failed S2I image build: GenericBuildFailed.
+	third := build("tiny-3", 3)
+	third.Spec.PostCommit = buildv1.BuildPostCommitSpec{Command: []string{"/bin/sh", "-c"}, Args: []string{"false"}}
+	h.create(third)
+	done := h.waitPhase("tiny-3", buildv1.BuildPhaseFailed)
+	if done.Status.Reason != buildv1.StatusReasonGenericBuildFailed {
+		t.Errorf("a failing hook ended the Source build %s/%q, want GenericBuildFailed", done.Status.Reason, done.Status.Message)
 	}
 }
 

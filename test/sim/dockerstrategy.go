@@ -264,6 +264,7 @@ func (e *executor) dockerBuild(ctx context.Context, bh *buildah, ctxDir string, 
 		e.log("error: build error: " + err.Error())
 		return failed(buildv1.StatusReasonDockerBuildFailed)
 	}
+	edited = appendPostCommit(edited, postCommitCommand(e.b.Spec.PostCommit), env)
 	if err := os.WriteFile(dfPath, edited, 0o644); err != nil {
 		e.logf("error: writing the Dockerfile: %v", err)
 		return failed(buildv1.StatusReasonManageDockerfileFailed)
@@ -290,7 +291,10 @@ func (e *executor) dockerBuild(ctx context.Context, bh *buildah, ctxDir string, 
 // failReason) and pushes the result to spec.output.to.
 func (e *executor) budAndPush(ctx context.Context, bh *buildah, dockerfile, ctxDir string, opts []string, failReason buildv1.StatusReason) outcome {
 	start := time.Now()
-	args := append([]string{"bud", "--isolation", "chroot", "--format", "docker", "--layers", "-f", dockerfile, "-t", e.tag}, bh.authArgs()...)
+	// Every stage is built, used or not, as the builder does (it runs the
+	// post-commit hook in a stage nothing depends on).
+	args := append([]string{"bud", "--isolation", "chroot", "--format", "docker", "--layers", "--skip-unused-stages=false",
+		"-f", dockerfile, "-t", e.tag}, bh.authArgs()...)
 	args = append(append(args, opts...), ctxDir)
 	if err := bh.run(ctx, nil, args...); err != nil {
 		return e.stepFailure(ctx, failReason, err)

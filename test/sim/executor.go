@@ -338,9 +338,6 @@ func (e *executor) run(ctx context.Context) outcome {
 		return failed(buildv1.StatusReasonUnresolvableEnvironmentVariable)
 	}
 
-	if pc := e.b.Spec.PostCommit; len(pc.Command) > 0 || len(pc.Args) > 0 || pc.Script != "" {
-		e.log("warning: the post-commit hook is not run by the simulator")
-	}
 	bh, o, ok := e.engine(ctx)
 	if !ok {
 		return o

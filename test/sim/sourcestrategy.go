@@ -90,6 +90,15 @@ func (e *executor) sourceBuild(ctx context.Context, bh *buildah, ctxDir string, 
 	for _, w := range res.Warnings {
 		e.log(w)
 	}
+	if hook := postCommitCommand(e.b.Spec.PostCommit); hook != "" {
+		df, err := os.ReadFile(res.Dockerfile)
+		if err == nil {
+			err = os.WriteFile(res.Dockerfile, appendPostCommit(df, hook, nil), 0o644)
+		}
+		if err != nil {
+			return e.stepFailure(ctx, buildv1.StatusReasonGenericBuildFailed, err)
+		}
+	}
 	// OpenShift's builder reports a failed S2I build (assemble) as
 	// GenericBuildFailed.
 	return e.budAndPush(ctx, bh, res.Dockerfile, out, nil, buildv1.StatusReasonGenericBuildFailed)

@@ -98,7 +98,7 @@ var (
 // accepted but not run, with the reason.
 var corpusNotBuilt = map[string]string{
 	"inline-dockerfile": "its Dockerfile runs microdnf, UBI's package manager; the sandbox's ubi-minimal is a BusyBox stand-in",
-	"triggers":          "its postCommit hook runs `bundle exec rake test`; the sandbox has no Ruby builder, only a Python stand-in",
+	"triggers":          "its postCommit hook runs `bundle exec rake test` in the built image (the simulator runs hooks as OpenShift's builder does); the sandbox has no Ruby builder, only a Python stand-in, so the hook could only fail",
 }
 
 // corpusStandIns are the corpus's external builder and base images the
