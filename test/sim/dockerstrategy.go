@@ -130,6 +130,17 @@ func splitDockerfile(data []byte) (head []string, insts []dfInstruction) {
 	return append(head, pending...), insts
 }
 
+// lastFrom is the index of the last FROM in insts, -1 if there is none.
+func lastFrom(insts []dfInstruction) int {
+	last := -1
+	for i, in := range insts {
+		if in.Cmd == "FROM" {
+			last = i
+		}
+	}
+	return last
+}
+
 // fromImage splits a FROM's arguments into flags, image and alias.
 func fromImage(args string) (flags []string, image, alias string) {
 	words := strings.Fields(args)
@@ -158,12 +169,7 @@ type dockerfileEdit struct {
 // with global ARGs and build args substituted.
 func editDockerfile(data []byte, e dockerfileEdit, buildArgs []kv, log func(string)) ([]byte, []string, error) {
 	head, insts := splitDockerfile(data)
-	last := -1
-	for i, in := range insts {
-		if in.Cmd == "FROM" {
-			last = i
-		}
-	}
+	last := lastFrom(insts)
 	if last < 0 {
 		return nil, nil, fmt.Errorf("no FROM instruction: a Dockerfile must start with FROM (after global ARGs)")
 	}

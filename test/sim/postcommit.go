@@ -57,12 +57,7 @@ func appendPostCommit(data []byte, hook string, envAfterFrom []kv) []byte {
 		return data
 	}
 	head, insts := splitDockerfile(data)
-	last := -1
-	for i, in := range insts {
-		if in.Cmd == "FROM" {
-			last = i
-		}
-	}
+	last := lastFrom(insts)
 	if last < 0 {
 		return data // buildah reports the missing FROM
 	}
