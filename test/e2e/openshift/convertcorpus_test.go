@@ -27,7 +27,8 @@ package openshift
 // each an address a migration changes anyway: the namespace (the test's
 // own), DockerImage outputs on external registries (pushed to the
 // integrated registry of that namespace instead) and the S2I scripts URL
-// (served by the test). corpusNotBuilt lists what cannot build here, and why.
+// (served by the test). corpusNotBuilt lists what cannot build here, and why;
+// corpusHookFailures what must fail here, and how.
 
 import (
 	"bufio"
@@ -98,7 +99,6 @@ var (
 // accepted but not run, with the reason.
 var corpusNotBuilt = map[string]string{
 	"inline-dockerfile": "its Dockerfile runs microdnf, UBI's package manager; the sandbox's ubi-minimal is a BusyBox stand-in",
-	"triggers":          "its postCommit hook runs `bundle exec rake test` in the built image (the simulator runs hooks as OpenShift's builder does); the sandbox has no Ruby builder, only a Python stand-in, so the hook could only fail",
 }
 
 // corpusStandIns are the corpus's external builder and base images the
@@ -123,6 +123,17 @@ var corpusImageFiles = map[string]map[string][]byte{
 	"image-build": {"somefile.jar": []byte("the input image of the chain build\n")},
 }
 
+// corpusHookFailures are the Builds whose BuildConfig's postCommit hook
+// must fail here, with the failure the BuildRun reports: the triggers
+// example tests with `bundle exec rake test`, and its Ruby builder's
+// stand-in is the Python one, which has no bundle. The hook runs in the
+// built image as OpenShift's builder runs it (the simulator appends it as a
+// Dockerfile stage), so the build ends GenericBuildFailed and the BuildRun
+// says so, naming the hook.
+var corpusHookFailures = map[string]struct{ reason, message string }{
+	"sample-build": {"GenericBuildFailed", "bundle exec rake test"},
+}
+
 // corpusImageStreamTags are ImageStreamTags the corpus builds from, filled
 // by a Docker build FROM a stand-in (namespace "" is the test's own).
 var corpusImageStreamTags = []struct {
@@ -133,6 +144,7 @@ var corpusImageStreamTags = []struct {
 	// a builder speaks).
 	{"imagestreamtag-output", "openshift", "ruby:3.3-ubi9", "FROM registry.access.redhat.com/ubi9/python-311:latest\n"},
 	{"source-incremental", "openshift", "ruby:3.3-ubi9", "FROM registry.access.redhat.com/ubi9/python-311:latest\n"},
+	{"triggers", "", "ruby-20-centos7:latest", "FROM registry.access.redhat.com/ubi9/python-311:latest\n"},
 	// The chain example's input image, with the file it injects.
 	{"chain", "", "myinputimage:latest", "FROM registry.access.redhat.com/ubi9/ubi-minimal:latest\n" +
 		"RUN mkdir -p /usr/lib && echo 'the input image of the chain build' > /usr/lib/somefile.jar\n"},
@@ -610,6 +622,13 @@ func runConvertedBuild(ctx context.Context, t *testing.T, ns string, b *buildv1b
 		uploadLocalSource(ctx, t, ns, br.Name, writeFiles(t, uploaded))
 	}
 	done := waitBuildRunDone(ctx, t, ns, br.Name)
+	if want, ok := corpusHookFailures[b.Name]; ok {
+		fd := requireFailed(t, done)
+		if fd.Reason != want.reason || !strings.Contains(fd.Message, want.message) {
+			t.Errorf("Build %s: failureDetails %s: %q, want %s naming the failed post-commit hook %q", b.Name, fd.Reason, fd.Message, want.reason, want.message)
+		}
+		return
+	}
 	requireSucceeded(t, done)
 	ref, err := sim.MirrorOf(sb.Registry, b.Spec.Output.Image)
 	if err != nil {
