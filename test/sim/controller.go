@@ -636,7 +636,10 @@ func (c *Controller) execute(ctx context.Context, r *runState, b *buildv1.Build,
 	if d := b.Spec.CompletionDeadlineSeconds; d != nil && *d > 0 {
 		deadline = time.Duration(*d) * time.Second
 	}
-	timer := time.AfterFunc(time.Until(started.Add(deadline)), func() {
+	// The deadline counts from the pod's start, once it is scheduled (a pod
+	// no node matches never starts, and never reaches its deadline).
+	scheduled := c.awaitNode(ctx, b)
+	timer := time.AfterFunc(deadline, func() {
 		c.logf("build %s/%s: completionDeadlineSeconds (%s) exceeded", k.Namespace, k.Name, deadline)
 		_, _ = c.finish(c.runCtx, k, b.UID, buildv1.BuildPhaseFailed, buildv1.StatusReasonGenericBuildFailed, messageFor(buildv1.StatusReasonGenericBuildFailed), nil)
 		r.cancel(errDeadline)
@@ -648,7 +651,10 @@ func (c *Controller) execute(ctx context.Context, r *runState, b *buildv1.Build,
 		}
 	}()
 	ex := &executor{c: c, key: k, b: b, work: filepath.Join(c.o.WorkDir, "builds", k.Namespace, fmt.Sprintf("%s-%d", k.Name, started.UnixNano()))}
-	out := ex.run(ctx)
+	var out outcome // the zero outcome: ctx ended before the pod was scheduled
+	if scheduled {
+		out = ex.run(ctx)
+	}
 	if ctx.Err() != nil || out.phase == "" {
 		if cause := context.Cause(ctx); cause != nil && cause != errStopping {
 			c.logf("build %s/%s: builder stopped: %v", k.Namespace, k.Name, cause)

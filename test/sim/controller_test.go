@@ -272,7 +272,7 @@ func newCtrlHarness(t *testing.T, objs ...runtime.Object) *ctrlHarness {
 func newCtrlHarnessImages(t *testing.T, images []string, objs ...runtime.Object) *ctrlHarness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &ctrlHarness{t: t, ctx: ctx, builds: buildfake.NewSimpleClientset(objs...), kube: kubefake.NewSimpleClientset(), images: imagefake.NewSimpleClientset(),
+	h := &ctrlHarness{t: t, ctx: ctx, builds: buildfake.NewSimpleClientset(objs...), kube: kubefake.NewSimpleClientset(testNode()), images: imagefake.NewSimpleClientset(),
 		logs: NewLogs(), reg: seededRegistry(t, append([]string{"base"}, images...)...), sequence: map[string][]buildv1.BuildPhase{}}
 	work := t.TempDir()
 	h.sources = NewSources(filepath.Join(work, "uploads"))

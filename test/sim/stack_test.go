@@ -61,7 +61,7 @@ func newStackHarness(t *testing.T, env ...corev1.EnvVar) *stackHarness {
 		bc.Spec.Output.To = &corev1.ObjectReference{Kind: "DockerImage", Name: reg + "/ns/app:latest"}
 		bc.Spec.Strategy.DockerStrategy.Env = env
 	})
-	h := &stackHarness{t: t, ctx: ctx, builds: buildfake.NewSimpleClientset(bc), kube: kubefake.NewSimpleClientset(),
+	h := &stackHarness{t: t, ctx: ctx, builds: buildfake.NewSimpleClientset(bc), kube: kubefake.NewSimpleClientset(testNode()),
 		logs: NewLogs(), reg: reg, phases: map[string][]buildv1.BuildPhase{}, events: map[string][]buildv1.Build{}}
 	h.kube.PrependReactor("create", "tokenreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		tr := a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenReview).DeepCopy()

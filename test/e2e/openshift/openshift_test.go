@@ -365,21 +365,7 @@ func TestExistingBuildConfig(t *testing.T) {
 	}
 
 	out := imageRef(ns, "app-bc", "latest")
-	bc := &buildv1.BuildConfig{
-		ObjectMeta: metav1.ObjectMeta{Name: "app-bc"},
-		Spec: buildv1.BuildConfigSpec{
-			RunPolicy: buildv1.BuildRunPolicySerial,
-			CommonSpec: buildv1.CommonSpec{
-				Source: buildv1.BuildSource{
-					Type: buildv1.BuildSourceGit,
-					Git:  &buildv1.GitBuildSource{URI: sb.GitRepoURL(repo), Ref: "main"},
-				},
-				Strategy: buildv1.BuildStrategy{Type: buildv1.DockerBuildStrategyType, DockerStrategy: &buildv1.DockerBuildStrategy{}},
-				Output:   buildv1.BuildOutput{To: &corev1.ObjectReference{Kind: "DockerImage", Name: out}},
-			},
-		},
-	}
-	bc, err := builds.BuildV1().BuildConfigs(ns).Create(ctx, bc, metav1.CreateOptions{})
+	bc, err := builds.BuildV1().BuildConfigs(ns).Create(ctx, gitDockerBuildConfig("app-bc", repo, out), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,6 +404,25 @@ func TestExistingBuildConfig(t *testing.T) {
 	}
 	if after.Status.LastVersion != 1 {
 		t.Errorf("BuildConfig %s status.lastVersion = %d, want 1", bc.Name, after.Status.LastVersion)
+	}
+}
+
+// gitDockerBuildConfig is a Serial Docker BuildConfig of a sandbox sample
+// repository's main, pushing to out.
+func gitDockerBuildConfig(name, repo, out string) *buildv1.BuildConfig {
+	return &buildv1.BuildConfig{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: buildv1.BuildConfigSpec{
+			RunPolicy: buildv1.BuildRunPolicySerial,
+			CommonSpec: buildv1.CommonSpec{
+				Source: buildv1.BuildSource{
+					Type: buildv1.BuildSourceGit,
+					Git:  &buildv1.GitBuildSource{URI: sb.GitRepoURL(repo), Ref: "main"},
+				},
+				Strategy: buildv1.BuildStrategy{Type: buildv1.DockerBuildStrategyType, DockerStrategy: &buildv1.DockerBuildStrategy{}},
+				Output:   buildv1.BuildOutput{To: &corev1.ObjectReference{Kind: "DockerImage", Name: out}},
+			},
+		},
 	}
 }
 
