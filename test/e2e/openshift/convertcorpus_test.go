@@ -28,7 +28,11 @@ package openshift
 // own), DockerImage outputs on external registries (pushed to the
 // integrated registry of that namespace instead) and the S2I scripts URL
 // (served by the test). corpusNotBuilt lists what cannot build here, and why;
-// corpusHookFailures what must fail here, and how.
+// corpusHookFailures what must fail here, and how. A BuildConfig whose
+// nodeSelector the sandbox's node does not match (the list example's arm64
+// worker, on any other machine) cannot run here either, as on a cluster
+// without such nodes: its build must wait Pending with that nodeSelector,
+// and cancelling its BuildRun must cancel it.
 
 import (
 	"bufio"
@@ -45,6 +49,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -63,13 +68,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"github.com/ocbuild/ocbuild/pkg/cli"
 	"github.com/ocbuild/ocbuild/test/e2e/openshift/kit"
 	"github.com/ocbuild/ocbuild/test/playground"
+	"github.com/ocbuild/ocbuild/test/sandbox"
 	"github.com/ocbuild/ocbuild/test/sim"
 )
 
@@ -621,6 +629,10 @@ func runConvertedBuild(ctx context.Context, t *testing.T, ns string, b *buildv1b
 	if uploaded != nil {
 		uploadLocalSource(ctx, t, ns, br.Name, writeFiles(t, uploaded))
 	}
+	if hasBC && !schedulableHere(ctx, t, bc) {
+		cancelUnschedulable(ctx, t, ns, br.Name, bc)
+		return
+	}
 	done := waitBuildRunDone(ctx, t, ns, br.Name)
 	if want, ok := corpusHookFailures[b.Name]; ok {
 		fd := requireFailed(t, done)
@@ -649,6 +661,57 @@ func runConvertedBuild(ctx context.Context, t *testing.T, ns string, b *buildv1b
 		}
 	}
 	t.Logf("Build %s (%s): BuildRun %s pushed %s@%s", b.Name, b.Spec.Strategy.Name, done.Name, b.Spec.Output.Image, done.Status.Output.Digest)
+}
+
+// schedulableHere tells whether bc's build pod (its nodeSelector plus
+// kubernetes.io/os=linux) fits the sandbox's node. The list example's
+// worker asks for arm64 nodes; on any other machine it cannot run here.
+func schedulableHere(ctx context.Context, t *testing.T, bc *buildv1.BuildConfig) bool {
+	t.Helper()
+	node, err := sb.Kube.CoreV1().Nodes().Get(ctx, sandbox.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := map[string]string{corev1.LabelOSStable: "linux"}
+	maps.Copy(sel, bc.Spec.NodeSelector)
+	return labels.SelectorFromSet(sel).Matches(labels.Set(node.Labels))
+}
+
+// cancelUnschedulable checks what a user of a BuildConfig no node can take
+// sees: the BuildRun's OpenShift build waits Pending with the BuildConfig's
+// nodeSelector (the migration kept it), and cancelling the BuildRun
+// cancels that build.
+func cancelUnschedulable(ctx context.Context, t *testing.T, ns, buildRun string, bc *buildv1.BuildConfig) {
+	t.Helper()
+	ob := waitOpenShiftBuild(ctx, t, ns, buildRun, "the OpenShift build to be Pending", func(b *buildv1.Build) bool {
+		return b.Status.Phase == buildv1.BuildPhasePending
+	})
+	for k, v := range bc.Spec.NodeSelector {
+		if ob.Spec.NodeSelector[k] != v {
+			t.Errorf("OpenShift build %s has nodeSelector %v, want the BuildConfig's %v", ob.Name, ob.Spec.NodeSelector, bc.Spec.NodeSelector)
+		}
+	}
+	patch := []byte(`{"spec":{"state":"` + buildv1beta1.BuildRunStateCancel + `"}}`)
+	if _, err := sb.Shipwright.ShipwrightV1beta1().BuildRuns(ns).Patch(ctx, buildRun, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done := waitBuildRunDone(ctx, t, ns, buildRun)
+	if status, reason, msg := condition(done); status != corev1.ConditionFalse || reason != buildv1beta1.BuildRunStateCancel {
+		t.Errorf("BuildRun %s condition = %s/%s: %s, want False/%s", buildRun, status, reason, msg, buildv1beta1.BuildRunStateCancel)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var last *buildv1.Build
+	err := watchBuilds(wctx, ns, "", nameSelector(ob.Name), func(items []*buildv1.Build) (bool, error) {
+		for _, x := range items {
+			last = x
+		}
+		return last != nil && last.Status.Phase == buildv1.BuildPhaseCancelled, nil
+	})
+	if err != nil {
+		t.Fatalf("OpenShift build %s did not end Cancelled after its BuildRun was cancelled (last %+v): %v", ob.Name, last, err)
+	}
+	t.Logf("BuildConfig %s: no node here matches nodeSelector %v; its build %s waited Pending and the BuildRun's cancel cancelled it", bc.Name, bc.Spec.NodeSelector, ob.Name)
 }
 
 // checkImageFiles checks that image ref holds each file (by base name,
