@@ -30,7 +30,10 @@
 //     with it the lowest ratio any client could reach. Targets: ocbuild ≥ 2×
 //     the baseline's throughput, ≤ 64 MiB peak RSS, ≤ 0.5× the baseline's
 //     small-tree overhead; ratios are against the baseline measured in the
-//     same run.
+//     same run. With -oc PATH (an oc binary you have; the bench does not
+//     build it) the real `oc start-build --from-dir --follow --wait` runs
+//     on the small tree too, and ocbuild's overhead is also given against
+//     it.
 //
 // Times come from the sandbox's records: the step's start (the StartedAt the
 // executor writes in the step's termination message, millisecond precision)
@@ -87,6 +90,7 @@ type options struct {
 	smallFiles  int
 	smallRuns   int
 	uploadRuns  int
+	oc          string
 	dir         string
 	keep        bool
 	hold        bool
@@ -103,6 +107,7 @@ func main() {
 	flag.IntVar(&o.smallFiles, "small-files", 10, "files in the small tree")
 	flag.IntVar(&o.smallRuns, "small-runs", 5, "runs of the baseline and of ocbuild on the small tree")
 	flag.IntVar(&o.uploadRuns, "upload-runs", 1, "runs of the limit, the baseline and ocbuild on the big tree")
+	flag.StringVar(&o.oc, "oc", "", "an oc binary: also run `oc start-build --from-dir --follow --wait` on the small tree and compare ocbuild's overhead with it")
 	flag.BoolVar(&o.hold, "hold", false, "after the figures, keep the sandbox, the tools and the trees until interrupted (for profiling)")
 	flag.StringVar(&o.pprof, "pprof", "", "serve net/http/pprof for the bench process (the simulator) on this address, e.g. 127.0.0.1:6060")
 	flag.StringVar(&o.dir, "dir", "", "sandbox state directory (default: a new temporary directory, removed afterwards)")
