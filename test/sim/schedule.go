@@ -12,10 +12,7 @@ package sim
 
 import (
 	"context"
-	"fmt"
 	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	buildv1 "github.com/openshift/api/build/v1"
@@ -29,9 +26,10 @@ import (
 // error.
 const watchRetryDelay = 200 * time.Millisecond
 
-// podNodeSelector is the build pod's node selector.
-func podNodeSelector(b *buildv1.Build) map[string]string {
-	sel := maps.Clone(b.Spec.NodeSelector)
+// PodNodeSelector is the node selector of the pod of a build with
+// nodeSelector: it, plus kubernetes.io/os=linux.
+func PodNodeSelector(nodeSelector map[string]string) map[string]string {
+	sel := maps.Clone(nodeSelector)
 	if sel == nil {
 		sel = map[string]string{}
 	}
@@ -39,10 +37,15 @@ func podNodeSelector(b *buildv1.Build) map[string]string {
 	return sel
 }
 
+// NodeFits tells whether the pod of a build with nodeSelector can be
+// scheduled to n.
+func NodeFits(n *corev1.Node, nodeSelector map[string]string) bool {
+	return !n.Spec.Unschedulable && labels.SelectorFromSet(PodNodeSelector(nodeSelector)).Matches(labels.Set(n.Labels))
+}
+
 // awaitNode returns once a schedulable node matches b's pod node selector
 // (at once, in the usual case), or false when ctx ends first.
 func (c *Controller) awaitNode(ctx context.Context, b *buildv1.Build) bool {
-	sel := labels.SelectorFromSet(podNodeSelector(b))
 	logged := false
 	for ctx.Err() == nil {
 		nodes, err := c.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
@@ -52,8 +55,8 @@ func (c *Controller) awaitNode(ctx context.Context, b *buildv1.Build) bool {
 			}
 			continue
 		}
-		for _, n := range nodes.Items {
-			if !n.Spec.Unschedulable && sel.Matches(labels.Set(n.Labels)) {
+		for i := range nodes.Items {
+			if n := &nodes.Items[i]; NodeFits(n, b.Spec.NodeSelector) {
 				if logged {
 					c.logf("build %s/%s: its pod is scheduled to node %s", b.Namespace, b.Name, n.Name)
 				}
@@ -61,7 +64,8 @@ func (c *Controller) awaitNode(ctx context.Context, b *buildv1.Build) bool {
 			}
 		}
 		if !logged {
-			c.logf("build %s/%s: Pending: 0/%d nodes match the pod's node selector %s", b.Namespace, b.Name, len(nodes.Items), describeSelector(podNodeSelector(b)))
+			c.logf("build %s/%s: Pending: 0/%d nodes match the pod's node selector {%s}", b.Namespace, b.Name, len(nodes.Items),
+				labels.Set(PodNodeSelector(b.Spec.NodeSelector)))
 			logged = true
 		}
 		w, err := c.kube.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{ResourceVersion: nodes.ResourceVersion})
@@ -84,12 +88,4 @@ func nodeChanged(ctx context.Context, w watch.Interface) {
 	case <-ctx.Done():
 	case <-w.ResultChan():
 	}
-}
-
-func describeSelector(sel map[string]string) string {
-	var pairs []string
-	for _, k := range slices.Sorted(maps.Keys(sel)) {
-		pairs = append(pairs, fmt.Sprintf("%s=%s", k, sel[k]))
-	}
-	return "{" + strings.Join(pairs, ", ") + "}"
 }

@@ -66,13 +66,20 @@ func ptrInt64(v int64) *int64 { return &v }
 
 // The pod always selects Linux nodes, whatever the build asks.
 func TestPodNodeSelector(t *testing.T) {
-	b := mkBuild("x-1", "x", 1, "", "")
-	b.Spec.NodeSelector = map[string]string{corev1.LabelOSStable: "windows", "zone": "a"}
-	got := podNodeSelector(b)
+	own := map[string]string{corev1.LabelOSStable: "windows", "zone": "a"}
+	got := PodNodeSelector(own)
 	if got[corev1.LabelOSStable] != "linux" || got["zone"] != "a" || len(got) != 2 {
 		t.Errorf("pod node selector %v", got)
 	}
-	if b.Spec.NodeSelector[corev1.LabelOSStable] != "windows" {
+	if own[corev1.LabelOSStable] != "windows" {
 		t.Error("the build's own selector was changed")
+	}
+	n := testNode()
+	if !NodeFits(n, nil) || NodeFits(n, own) {
+		t.Errorf("node %v: fits no selector %v, fits %v %v", n.Labels, NodeFits(n, nil), own, NodeFits(n, own))
+	}
+	n.Spec.Unschedulable = true
+	if NodeFits(n, nil) {
+		t.Error("a cordoned node took the pod")
 	}
 }

@@ -272,6 +272,15 @@ func cpuTime(ru *syscall.Rusage) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// runClient runs one of the tools that talk to the build API (the
+// baseline, ocbuild, oc) as a child with a clean environment, its front
+// door arrivals recorded from an empty start.
+func (b *bench) runClient(t *tools, cmd *exec.Cmd) (procRun, error) {
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.work, "TMPDIR=" + t.work}
+	b.sim.ResetStats()
+	return t.child(cmd)
+}
+
 func (b *bench) runLimit(ctx context.Context, t *tools, tree string) (procRun, error) {
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
@@ -297,9 +306,7 @@ func (b *bench) runBaseline(ctx context.Context, t *tools, tree string) (procRun
 		"--buildconfig="+baselineBC, "--from-dir="+tree)
 	cmd.Stdout = io.Discard // the build log
 	cmd.Stderr = &stderr
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.work, "TMPDIR=" + t.work}
-	b.sim.ResetStats()
-	r, err := t.child(cmd)
+	r, err := b.runClient(t, cmd)
 	if err != nil {
 		return r, fmt.Errorf("bench-baseline: %v: %s", err, stderr.String())
 	}
@@ -324,9 +331,7 @@ func (b *bench) runRealOC(ctx context.Context, t *tools, tree string) (procRun, 
 	cmd := exec.CommandContext(ctx, b.o.oc, "start-build", baselineBC, "--from-dir="+tree, "--follow", "--wait",
 		"--kubeconfig="+t.kubeconfig, "--namespace="+namespace)
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.work, "TMPDIR=" + t.work}
-	b.sim.ResetStats()
-	r, err := t.child(cmd)
+	r, err := b.runClient(t, cmd)
 	if err != nil {
 		return r, fmt.Errorf("oc start-build: %v: %s", err, out.String())
 	}
@@ -359,9 +364,7 @@ func (b *bench) runOCBuild(ctx context.Context, t *tools, tree string, echo bool
 	if echo {
 		cmd.Stderr = io.MultiWriter(&log, prefixWriter{os.Stdout, "  | "})
 	}
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.work, "TMPDIR=" + t.work}
-	b.sim.ResetStats()
-	r, err := t.child(cmd)
+	r, err := b.runClient(t, cmd)
 	if err != nil {
 		msg, _ := os.ReadFile(filepath.Join(t.results, "message"))
 		return r, fmt.Errorf("ocbuild build: %v: %s\n%s", err, msg, log.String())

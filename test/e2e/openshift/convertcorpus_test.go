@@ -49,7 +49,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -68,7 +67,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -672,9 +670,7 @@ func schedulableHere(ctx context.Context, t *testing.T, bc *buildv1.BuildConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sel := map[string]string{corev1.LabelOSStable: "linux"}
-	maps.Copy(sel, bc.Spec.NodeSelector)
-	return labels.SelectorFromSet(sel).Matches(labels.Set(node.Labels))
+	return sim.NodeFits(node, bc.Spec.NodeSelector)
 }
 
 // cancelUnschedulable checks what a user of a BuildConfig no node can take
@@ -699,18 +695,7 @@ func cancelUnschedulable(ctx context.Context, t *testing.T, ns, buildRun string,
 	if status, reason, msg := condition(done); status != corev1.ConditionFalse || reason != buildv1beta1.BuildRunStateCancel {
 		t.Errorf("BuildRun %s condition = %s/%s: %s, want False/%s", buildRun, status, reason, msg, buildv1beta1.BuildRunStateCancel)
 	}
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	var last *buildv1.Build
-	err := watchBuilds(wctx, ns, "", nameSelector(ob.Name), func(items []*buildv1.Build) (bool, error) {
-		for _, x := range items {
-			last = x
-		}
-		return last != nil && last.Status.Phase == buildv1.BuildPhaseCancelled, nil
-	})
-	if err != nil {
-		t.Fatalf("OpenShift build %s did not end Cancelled after its BuildRun was cancelled (last %+v): %v", ob.Name, last, err)
-	}
+	waitBuildPhase(ctx, t, ns, ob.Name, buildv1.BuildPhaseCancelled, time.Minute, "its BuildRun was cancelled")
 	t.Logf("BuildConfig %s: no node here matches nodeSelector %v; its build %s waited Pending and the BuildRun's cancel cancelled it", bc.Name, bc.Spec.NodeSelector, ob.Name)
 }
 

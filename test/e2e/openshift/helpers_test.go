@@ -332,6 +332,28 @@ func waitOpenShiftBuild(ctx context.Context, t *testing.T, ns, buildRun, what st
 	return got
 }
 
+// waitBuildPhase waits, up to within, for OpenShift build name to reach
+// phase; after says what should have brought it there.
+func waitBuildPhase(ctx context.Context, t *testing.T, ns, name string, phase buildv1.BuildPhase, within time.Duration, after string) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	var last *buildv1.Build
+	err := watchBuilds(wctx, ns, "", nameSelector(name), func(items []*buildv1.Build) (bool, error) {
+		for _, x := range items {
+			last = x
+		}
+		return last != nil && last.Status.Phase == phase, nil
+	})
+	if err != nil {
+		seen := buildv1.BuildPhase("(gone)")
+		if last != nil {
+			seen = last.Status.Phase
+		}
+		t.Fatalf("OpenShift build %s is %s %s after %s, want %s (%v)", name, seen, within, after, phase, err)
+	}
+}
+
 // watchBuilds is kit.WatchBuilds in namespace ns.
 func watchBuilds(ctx context.Context, ns, labelSelector, fieldSelector string, cond func(items []*buildv1.Build) (bool, error)) error {
 	return kit.WatchBuilds(ctx, builds.BuildV1().Builds(ns), labelSelector, fieldSelector, cond)

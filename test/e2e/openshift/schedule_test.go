@@ -1,7 +1,6 @@
 package openshift
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -43,20 +42,5 @@ func TestUnschedulableBuildConfig(t *testing.T) {
 		t.Errorf("failureDetails %s: %q, want StartTimeout: the build stayed Pending for longer than --start-timeout 20s", fd.Reason, fd.Message)
 	}
 
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var last *buildv1.Build
-	err = watchBuilds(wctx, ns, "", nameSelector(ob.Name), func(items []*buildv1.Build) (bool, error) {
-		for _, x := range items {
-			last = x
-		}
-		return last != nil && last.Status.Phase == buildv1.BuildPhaseCancelled, nil
-	})
-	if err != nil {
-		phase := buildv1.BuildPhase("(gone)")
-		if last != nil {
-			phase = last.Status.Phase
-		}
-		t.Fatalf("OpenShift build %s is %s, want Cancelled: the BuildRun gave up on it (%v)", ob.Name, phase, err)
-	}
+	waitBuildPhase(ctx, t, ns, ob.Name, buildv1.BuildPhaseCancelled, 30*time.Second, "the BuildRun gave up on it")
 }
